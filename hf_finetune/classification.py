@@ -1,0 +1,229 @@
+"""The head method: a causal LM with a class head read at the last real token.
+
+`train_classifier` runs the whole story through the layers: source -> preparation -> model ->
+encoding -> Trainer -> results. Recipes (recipes/spam.py) only choose its defaults.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import yaml
+from transformers import DataCollatorWithPadding, TrainingArguments
+
+from .arguments import CLASSIFICATION_ARGUMENTS, DataArguments, ModelArguments, RunArguments, parse_arguments
+from .encoding import context_length, encode_for_head
+from .errors import run_cli
+from .metrics import classification_metrics
+from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_classifier, load_tokenizer
+from .preparation import SPLITS, ClassificationData, prepare_classification
+from .results import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
+from .sources import load_source
+from .training import (
+    EvaluateAtEpochEnd,
+    OrderedEvalTrainer,
+    device_name,
+    guard_output_dir,
+    precision_name,
+    prepare_training_args,
+    print_plan,
+)
+
+# Final metrics are reported as train_*, eval_* (validation) and test_*.
+SPLIT_PREFIX = {"train": "train", "validation": "eval", "test": "test"}
+REPORT_EXAMPLES = 8
+
+
+def load_classification_data(data_args: DataArguments, training_args: TrainingArguments) -> ClassificationData:
+    with training_args.main_process_first(desc="loading data"):
+        source = load_source(
+            data_args.dataset,
+            url=data_args.dataset_url,
+            cache_dir=data_args.cache_dir,
+            columns=(data_args.text_column, data_args.label_column),
+        )
+    data = prepare_classification(
+        source,
+        text_column=data_args.text_column,
+        label_column=data_args.label_column,
+        class_names=data_args.class_names,
+        balance=data_args.balance,
+        split=data_args.split,
+        seed=training_args.seed,
+    )
+    data.notes.insert(0, source.origin)
+    return data
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def train_classifier(
+    model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, training_args: TrainingArguments
+) -> dict:
+    guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
+    prepare_training_args(training_args)
+    policy = TrainablePolicy.parse(model_args.trainable)
+    data = load_classification_data(data_args, training_args)
+
+    tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
+    model = load_classifier(model_args.model_name_or_path, data.label_names, tokenizer, model_args.trust_remote_code)
+    apply_trainable_policy(model, policy)
+    model.config.use_cache = False
+    trainable, total = count_parameters(model)
+
+    max_length = data_args.max_length or context_length(tokenizer, model.config)
+    with training_args.main_process_first(desc="tokenizing"):
+        encoded, truncated = encode_for_head(data.splits, tokenizer, max_length)
+    train_sample = encoded["train"].shuffle(seed=training_args.seed).select(
+        range(min(data_args.train_eval_samples, len(encoded["train"])))
+    )
+
+    print_plan(
+        {
+            "method": "head (class read at the last real token)",
+            "model": f"{model_args.model_name_or_path} ({model.__class__.__name__})",
+            "data": "; ".join(data.notes),
+            "sizes": ", ".join(f"{k} {v}" for k, v in data.sizes().items()),
+            "labels": ", ".join(f"{i}={name}" for i, name in data.id2label.items()),
+            "max length": f"{max_length} tokens ({truncated} texts truncated)",
+            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {policy.describe()}",
+            "device": device_name(training_args),
+            "precision": precision_name(training_args),
+            "output": training_args.output_dir,
+        },
+        training_args,
+    )
+
+    trainer = OrderedEvalTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=encoded["train"],
+        eval_dataset={"validation": encoded["validation"], "train": train_sample},
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=lambda prediction: {
+            key: value
+            for key, value in classification_metrics(
+                prediction.label_ids, prediction.predictions.argmax(-1), data.label_names
+            ).items()
+            if key != "confusion_matrix"
+        },
+        callbacks=[EvaluateAtEpochEnd()],
+    )
+    started = time.time()
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    training_seconds = time.time() - started
+
+    results: dict = {"train_runtime_seconds": round(training_seconds, 2), "train_loss": train_result.training_loss}
+    predictions: dict[str, np.ndarray] = {}
+    for split in SPLITS:
+        output = trainer.predict(encoded[split], metric_key_prefix=SPLIT_PREFIX[split])
+        probabilities = softmax(output.predictions)
+        predictions[split] = probabilities
+        for key, value in classification_metrics(output.label_ids, probabilities.argmax(-1), data.label_names).items():
+            results[f"{SPLIT_PREFIX[split]}_{key}"] = value
+    trainer.save_model(training_args.output_dir)
+
+    if trainer.is_world_process_zero():
+        write_classification_results(
+            Path(training_args.output_dir),
+            results,
+            history_from_log(trainer.state.log_history, len(encoded["train"])),
+            data,
+            predictions["test"],
+            len(encoded["train"]),
+            config={**asdict(model_args), **asdict(data_args), **changed_training_args(training_args)},
+            title=f"{model_args.model_name_or_path} on {data_args.dataset}, head method",
+        )
+    return results
+
+
+def changed_training_args(args: TrainingArguments) -> dict:
+    """TrainingArguments that differ from the library defaults, secrets left out."""
+    reference = TrainingArguments(output_dir=args.output_dir).to_dict()
+    return {
+        key: value
+        for key, value in args.to_dict().items()
+        if "token" not in key and value != reference.get(key) and not key.startswith("_")
+    }
+
+
+def write_classification_results(
+    folder: Path,
+    results: dict,
+    history: list[dict],
+    data: ClassificationData,
+    test_probabilities: np.ndarray,
+    examples_per_epoch: int,
+    config: dict,
+    title: str,
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    plot_curves(
+        history,
+        {"train_loss": "Training loss", "eval_validation_loss": "Validation loss"},
+        "Loss",
+        folder / "loss",
+        examples_per_epoch,
+    )
+    plot_curves(
+        history,
+        {"eval_train_accuracy": "Training accuracy (sample)", "eval_validation_accuracy": "Validation accuracy"},
+        "Accuracy",
+        folder / "accuracy",
+        examples_per_epoch,
+    )
+    test = data.splits["test"]
+    examples = []
+    for index in range(min(REPORT_EXAMPLES, len(test))):
+        predicted = int(test_probabilities[index].argmax())
+        examples.append(
+            [
+                test[index]["text"][:120],
+                data.label_names[test[index]["label"]],
+                data.label_names[predicted],
+                float(test_probabilities[index][predicted]),
+            ]
+        )
+    report = "\n\n".join(
+        [
+            f"# {title}",
+            markdown_table(
+                ["split", "examples", "accuracy", "precision", "recall", "F1"],
+                [
+                    [split, len(data.splits[split])]
+                    + [results[f"{SPLIT_PREFIX[split]}_{key}"] for key in ("accuracy", "precision", "recall", "f1")]
+                    for split in SPLITS
+                ],
+            ),
+            f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
+            f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),
+            "## Curves\n\n![loss](loss.png)\n\n![accuracy](accuracy.png)",
+            "## Test confusion matrix (rows: true, columns: predicted)\n\n"
+            + markdown_table(
+                ["", *data.label_names],
+                [[name, *row] for name, row in zip(data.label_names, results["test_confusion_matrix"])],
+            ),
+            "## Example test predictions\n\n"
+            + markdown_table(["text", "true", "predicted", "probability"], examples),
+        ]
+    )
+    atomic_write_text(folder / "report.md", report + "\n")
+    # Written last: its presence marks the run as finished.
+    atomic_write_json(folder / "all_results.json", {**results, "label_names": data.label_names, "history": history})
+
+
+def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
+    model_args, data_args, run_args, training_args = parse_arguments(CLASSIFICATION_ARGUMENTS, argv, defaults)
+    return train_classifier(model_args, data_args, run_args, training_args)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,37 @@
+"""One clear sentence and a non-zero exit for every mistake a user can make.
+
+Library code raises `UserError` with a message that names the file, row, column or flag at
+fault. Entry points run through `run_cli`, which prints that message without a traceback
+(unless `--traceback` is on the command line or HF_FINETUNE_TRACEBACK=1) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Sequence
+
+EXIT_USER_ERROR = 2
+
+
+class UserError(Exception):
+    """A problem with the user's input, flags or environment, explained in one sentence."""
+
+
+def traceback_requested(argv: Sequence[str] | None = None) -> bool:
+    argv = sys.argv[1:] if argv is None else argv
+    return "--traceback" in argv or os.environ.get("HF_FINETUNE_TRACEBACK") == "1"
+
+
+def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
+    """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2."""
+    try:
+        main(argv)
+    except UserError as error:
+        if traceback_requested(argv):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,133 @@
+"""Layer 4, model: tokenizer and model loading, pad token, freezing policy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from .errors import UserError
+
+TRAINABLE_HELP = "'last_block', 'head', 'last_blocks:N' or 'all'"
+
+
+def _load_failure(what: str, name: str, error: Exception) -> UserError:
+    local = Path(name).expanduser().exists()
+    way_out = (
+        f"the folder {name} is not a complete {what} (see `python -m hf_finetune.tiny --help` to write one)"
+        if local
+        else "without network access, pass a local folder, e.g. one written by `python -m hf_finetune.tiny`"
+    )
+    return UserError(
+        f"--model_name_or_path: could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}."
+    )
+
+
+def load_tokenizer(name: str, trust_remote_code: bool = False, padding_side: str = "right"):
+    """Load a tokenizer and make sure it can pad (GPT-2 and friends have no pad token)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except Exception as error:  # OSError, HTTP errors, ValueError for unknown classes, ...
+        raise _load_failure("tokenizer", name, error) from None
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise UserError(
+                f"--model_name_or_path: the tokenizer of '{name}' has neither a pad nor an end-of-text token, "
+                f"so batches cannot be padded; add a pad token to its tokenizer_config.json."
+            )
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False) -> PreTrainedModel:
+    """A sequence classifier whose class is read at the last real (non-pad) token."""
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={label: index for index, label in enumerate(label_names)},
+            trust_remote_code=trust_remote_code,
+        )
+    except Exception as error:
+        raise _load_failure("model", name, error) from None
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+@dataclass(frozen=True)
+class TrainablePolicy:
+    kind: str  # "all", "head" or "last_blocks"
+    blocks: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "TrainablePolicy":
+        text = text.strip()
+        if text in ("all", "head"):
+            return cls(text)
+        if text == "last_block":
+            return cls("last_blocks", 1)
+        match = re.fullmatch(r"last_blocks:(\d+)", text)
+        if match and int(match.group(1)) >= 1:
+            return cls("last_blocks", int(match.group(1)))
+        raise UserError(f"--trainable: '{text}' is not a policy; use {TRAINABLE_HELP}.")
+
+    def describe(self) -> str:
+        if self.kind == "last_blocks":
+            return f"last {self.blocks} block(s) + final norm + head"
+        return {"all": "all parameters", "head": "head only"}[self.kind]
+
+
+def transformer_blocks(model: PreTrainedModel) -> nn.ModuleList:
+    """The stack of transformer blocks: the largest ModuleList inside the base model."""
+    lists = [module for module in model.base_model.modules() if isinstance(module, nn.ModuleList)]
+    if not lists:
+        raise UserError(f"--trainable: cannot find the transformer blocks of {model.__class__.__name__}; use 'all'.")
+    return max(lists, key=lambda module: sum(p.numel() for p in module.parameters()))
+
+
+def final_norm(model: PreTrainedModel) -> nn.Module | None:
+    """The norm applied after the last block: the base model's last direct child that is a norm."""
+    norms = [child for child in model.base_model.children() if "norm" in child.__class__.__name__.lower()]
+    return norms[-1] if norms else None
+
+
+def head_parameters(model: PreTrainedModel) -> list[nn.Parameter]:
+    """Parameters outside the base model (a classification head), or the LM head of a causal LM."""
+    base = {id(p) for p in model.base_model.parameters()}
+    outside = [p for p in model.parameters() if id(p) not in base]
+    if outside:
+        return outside
+    output = model.get_output_embeddings()
+    return list(output.parameters()) if output is not None else []
+
+
+def apply_trainable_policy(model: PreTrainedModel, policy: TrainablePolicy) -> None:
+    if policy.kind == "all":
+        model.requires_grad_(True)
+        return
+    model.requires_grad_(False)
+    for parameter in head_parameters(model):
+        parameter.requires_grad_(True)
+    if policy.kind == "last_blocks":
+        blocks = transformer_blocks(model)
+        if policy.blocks > len(blocks):
+            raise UserError(f"--trainable: last_blocks:{policy.blocks} asks for more than the {len(blocks)} blocks.")
+        for block in list(blocks)[-policy.blocks :]:
+            block.requires_grad_(True)
+        norm = final_norm(model)
+        if norm is not None:
+            norm.requires_grad_(True)
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total), counting tied parameters once."""
+    seen: dict[int, torch.nn.Parameter] = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in seen.values())
+    trainable = sum(p.numel() for p in seen.values() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,113 @@
+"""Write a random-init GPT-2 or Bloom, with a tokenizer, to a folder every `from_pretrained` loads.
+
+    python -m hf_finetune.tiny --tokenizer ../shared/models/gpt2-tokenizer --output models/tiny-gpt2
+    python -m hf_finetune.tiny --arch gpt2 --shape gpt2 --tokenizer ../shared/models/gpt2-tokenizer --output models/gpt2-random
+    python -m hf_finetune.tiny --arch bloom --train_tokenizer_on data.txt --vocab_size 2000 --output models/tiny-bloom
+
+Nothing is downloaded: pretrained weights are replaced by random ones, which is what offline
+tests, smoke runs and speed benchmarks need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
+
+from .errors import UserError, run_cli
+from .modeling import count_parameters, load_tokenizer
+
+# (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
+SHAPES = {
+    "tiny": (2, 128, 2),
+    "small": (4, 256, 4),
+    "gpt2": (12, 768, 12),
+    "gpt2-medium": (24, 1024, 16),
+    "bloom-560m": (24, 1024, 16),
+}
+BLOOM_SPECIALS = {"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>"}
+GPT2_SPECIALS = {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>"}
+
+
+def train_tokenizer(files: list[str], vocab_size: int, arch: str) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer learned from the lines of `files`."""
+    from tokenizers import ByteLevelBPETokenizer
+
+    specials = BLOOM_SPECIALS if arch == "bloom" else GPT2_SPECIALS
+    for file in files:
+        if not Path(file).is_file():
+            raise UserError(f"--train_tokenizer_on: {file} does not exist.")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train(files, vocab_size=vocab_size, min_frequency=2, special_tokens=list(dict.fromkeys(specials.values())))
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, **specials)
+
+
+def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):
+    if width % heads:
+        raise UserError(f"--width {width} must be a multiple of --heads {heads}.")
+    vocab = len(tokenizer)
+    special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+    if arch == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_positions=context, n_embd=width, n_layer=layers, n_head=heads, **special)
+    else:
+        config = BloomConfig(vocab_size=vocab, hidden_size=width, n_layer=layers, n_head=heads, **special)
+    return AutoModelForCausalLM.from_config(config)
+
+
+def write_model(model, tokenizer, output: Path, overwrite: bool) -> None:
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise UserError(f"--output: {output} already exists and is not empty; pass --overwrite to replace it.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m hf_finetune.tiny", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", choices=("gpt2", "bloom"), default="gpt2")
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny", help="layers/width/heads preset")
+    parser.add_argument("--layers", type=int, help="override the preset's number of blocks")
+    parser.add_argument("--width", type=int, help="override the preset's hidden size")
+    parser.add_argument("--heads", type=int, help="override the preset's attention heads")
+    parser.add_argument("--context", type=int, default=1024, help="maximum positions (GPT-2 only; Bloom uses ALiBi)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--tokenizer", help="folder (or Hub id) of an existing tokenizer")
+    source.add_argument("--train_tokenizer_on", nargs="+", metavar="FILE", help="learn a BPE tokenizer from text")
+    parser.add_argument("--vocab_size", type=int, default=2000, help="with --train_tokenizer_on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", required=True, type=Path)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    args = parser.parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    if args.tokenizer:
+        tokenizer = load_tokenizer(args.tokenizer)
+    else:
+        tokenizer = train_tokenizer(args.train_tokenizer_on, args.vocab_size, args.arch)
+    layers, width, heads = SHAPES[args.shape]
+    model = build_model(
+        args.arch, tokenizer, args.layers or layers, args.width or width, args.heads or heads, args.context
+    )
+    write_model(model, tokenizer, args.output, args.overwrite)
+    _, total = count_parameters(model)
+    summary = {"arch": args.arch, "layers": model.config.num_hidden_layers, "width": model.config.hidden_size,
+               "vocab": len(tokenizer), "parameters": total, "output": str(args.output)}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    run_cli(main)

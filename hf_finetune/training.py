@@ -1,0 +1,78 @@
+"""Layer 5, training: what every method shares around `transformers.Trainer`."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import torch
+from torch.utils.data import SequentialSampler
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from .errors import UserError
+from .results import FINISHED_MARKER
+
+
+class EvaluateAtEpochEnd(TrainerCallback):
+    """Evaluate at the end of every epoch as well as every `eval_steps` steps."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if args.eval_strategy != "no":
+            control.should_evaluate = True
+        return control
+
+
+class OrderedEvalTrainer(Trainer):
+    """A Trainer whose evaluation keeps dataset order even when training groups by length,
+    so predictions can be matched back to their texts."""
+
+    def _get_eval_sampler(self, eval_dataset):
+        if eval_dataset is None or self.args.world_size > 1:
+            return None  # distributed: accelerate shards batches in order and gathers them back in order
+        return SequentialSampler(eval_dataset)
+
+
+def guard_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuse to replace the results of a finished run unless asked to."""
+    finished = Path(output_dir) / FINISHED_MARKER
+    if finished.exists() and not overwrite:
+        raise UserError(
+            f"--output_dir: {output_dir} holds a finished run ({FINISHED_MARKER}); pass --overwrite_output_dir "
+            f"to replace it, or choose another folder."
+        )
+
+
+def prepare_training_args(args: TrainingArguments) -> None:
+    """Settings every recipe wants whatever the user passed."""
+    if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
+        # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
+        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    if not torch.cuda.is_available():
+        args.dataloader_pin_memory = False  # pinning only helps copies to an accelerator
+    if args.bf16 and args.fp16:
+        raise UserError("--bf16 and --fp16 are both on; choose one.")
+
+
+def precision_name(args: TrainingArguments) -> str:
+    if args.bf16:
+        return "bf16 mixed precision (autocast)"
+    if args.fp16:
+        return "fp16 mixed precision (autocast, loss scaling)"
+    return "fp32"
+
+
+def device_name(args: TrainingArguments) -> str:
+    device = args.device
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} x{args.world_size}"
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x{args.world_size}"
+
+
+def print_plan(lines: dict[str, object], args: TrainingArguments) -> None:
+    if not args.should_log:
+        return
+    width = max(len(key) for key in lines)
+    print("plan:")
+    for key, value in lines.items():
+        print(f"  {key.ljust(width)}  {value}")
+    print(flush=True)
