@@ -1,0 +1,100 @@
+"""Classify texts with a finished run:
+
+    python -m hf_finetune.predict outputs/spam "WINNER! Claim your prize now" "See you at 6?"
+    python -m hf_finetune.predict outputs/spam --file messages.txt     # one text per line
+    cat messages.txt | python -m hf_finetune.predict outputs/spam      # or from stdin
+
+Prints one line per text: label, its probability, the text (tab-separated), or JSON lines
+with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from .errors import UserError, run_cli
+from .modeling import load_tokenizer
+
+Predictor = Callable[[list[str]], list[tuple[str, float]]]
+BATCH_SIZE = 32
+
+
+def head_predictor(run_dir: Path) -> Predictor:
+    tokenizer = load_tokenizer(str(run_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
+    labels = model.config.id2label
+
+    @torch.inference_mode()
+    def predict(texts: list[str]) -> list[tuple[str, float]]:
+        answers = []
+        for start in range(0, len(texts), BATCH_SIZE):
+            batch = tokenizer(texts[start : start + BATCH_SIZE], padding=True, truncation=True, return_tensors="pt")
+            probabilities = model(**batch).logits.float().softmax(-1)
+            best = probabilities.max(-1)
+            answers += [(labels[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
+        return answers
+
+    return predict
+
+
+def load_predictor(run_dir: str | Path) -> Predictor:
+    """Pick the predictor that matches how the run was trained."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir} is not a saved run (no config.json); pass the --output_dir of a finished run.")
+    architectures = AutoConfig.from_pretrained(run_dir).architectures or []
+    if any(name.endswith("ForSequenceClassification") for name in architectures):
+        return head_predictor(run_dir)
+    raise UserError(f"{run_dir} holds a {', '.join(architectures) or 'model'} that predict cannot classify with.")
+
+
+def read_texts(texts: list[str], file: str | None) -> list[str]:
+    if file:
+        path = Path(file)
+        if not path.is_file():
+            raise UserError(f"--file: {file} does not exist.")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise UserError(f"--file: {file} is not UTF-8 (byte {error.start}).") from None
+    elif texts and texts != ["-"]:
+        lines = texts
+    else:
+        if sys.stdin.isatty() and texts != ["-"]:
+            raise UserError("give texts as arguments, with --file, or on standard input.")
+        lines = sys.stdin.read().splitlines()
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise UserError("there is no non-empty text to classify.")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m hf_finetune.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run_dir", help="the output folder of a finished run")
+    parser.add_argument("texts", nargs="*", help="texts to classify ('-' or none: read standard input)")
+    parser.add_argument("--file", help="a UTF-8 file with one text per line")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    args = parser.parse_args(argv)
+
+    texts = read_texts(args.texts, args.file)
+    predictor = load_predictor(args.run_dir)
+    for text, (label, probability) in zip(texts, predictor(texts)):
+        if args.json:
+            print(json.dumps({"text": text, "label": label, "probability": round(probability, 6)}))
+        else:
+            print(f"{label}\t{probability:.4f}\t{text}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
