@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -140,6 +140,21 @@ def parse_arguments(
     config = _config_path(argv)
     prefix = _yaml_as_argv(config, known) if config else []
     return parser.parse_args_into_dataclasses(args=prefix + argv)
+
+
+def config_snapshot(*arguments) -> dict:
+    """A flat mapping of the run's flags, reusable with --config: every field of the project's
+    argument dataclasses, and the TrainingArguments that differ from their defaults. Fields
+    that hold secrets (tokens) are left out."""
+    snapshot: dict[str, Any] = {}
+    for item in arguments:
+        if isinstance(item, TrainingArguments):
+            reference = TrainingArguments(output_dir=item.output_dir).to_dict()
+            values = {k: v for k, v in item.to_dict().items() if v != reference.get(k) and not k.startswith("_")}
+        else:
+            values = asdict(item)
+        snapshot.update({k: v for k, v in values.items() if "token" not in k and k != "config"})
+    return snapshot
 
 
 CLASSIFICATION_ARGUMENTS = (ModelArguments, DataArguments, RunArguments, TrainingArguments)

@@ -7,14 +7,20 @@ encoding -> Trainer -> results. Recipes (recipes/spam.py) only choose its defaul
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import yaml
 from transformers import DataCollatorWithPadding, TrainingArguments
 
-from .arguments import CLASSIFICATION_ARGUMENTS, DataArguments, ModelArguments, RunArguments, parse_arguments
+from .arguments import (
+    CLASSIFICATION_ARGUMENTS,
+    DataArguments,
+    ModelArguments,
+    RunArguments,
+    config_snapshot,
+    parse_arguments,
+)
 from .encoding import context_length, encode_for_head
 from .errors import run_cli
 from .metrics import classification_metrics
@@ -138,20 +144,10 @@ def train_classifier(
             data,
             predictions["test"],
             len(encoded["train"]),
-            config={**asdict(model_args), **asdict(data_args), **changed_training_args(training_args)},
+            config=config_snapshot(model_args, data_args, training_args),
             title=f"{model_args.model_name_or_path} on {data_args.dataset}, head method",
         )
     return results
-
-
-def changed_training_args(args: TrainingArguments) -> dict:
-    """TrainingArguments that differ from the library defaults, secrets left out."""
-    reference = TrainingArguments(output_dir=args.output_dir).to_dict()
-    return {
-        key: value
-        for key, value in args.to_dict().items()
-        if "token" not in key and value != reference.get(key) and not key.startswith("_")
-    }
 
 
 def write_classification_results(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from .errors import UserError
 
@@ -57,6 +57,18 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
     except Exception as error:
         raise _load_failure("model", name, error) from None
     model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False) -> PreTrainedModel:
+    """A causal LM (keeps its LM head) whose config knows the tokenizer's pad token."""
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except Exception as error:
+        raise _load_failure("model", name, error) from None
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
