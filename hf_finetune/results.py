@@ -59,9 +59,15 @@ def history_from_log(log_history: list[dict], examples_per_epoch: int) -> list[d
 
 
 def plot_curves(
-    history: list[dict], series: dict[str, str], ylabel: str, path_stem: Path, examples_per_epoch: int
+    history: list[dict],
+    series: dict[str, str],
+    ylabel: str,
+    path_stem: Path,
+    examples_per_epoch: int,
+    top_label: str = "Examples seen",
 ) -> list[Path]:
-    """Plot `series` (history key -> legend) against epochs, with examples seen on a top axis.
+    """Plot `series` (history key -> legend) against epochs, with examples seen on a top axis
+    (or anything else counted per epoch, e.g. tokens: pass its count and `top_label`).
 
     Writes PNG and PDF and returns their paths; nothing is drawn for series with no points.
     """
@@ -79,7 +85,7 @@ def plot_curves(
         axis.legend()
     top = axis.twiny()
     top.set_xlim(*(limit * examples_per_epoch for limit in axis.get_xlim()))
-    top.set_xlabel("Examples seen")
+    top.set_xlabel(top_label)
     figure.tight_layout()
     written = []
     for suffix in (".png", ".pdf"):

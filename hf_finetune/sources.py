@@ -51,6 +51,15 @@ REGISTRY: dict[str, RegisteredDataset] = {
         hub_id="cornell-movie-review-data/rotten_tomatoes",
         label_names=("neg", "pos"),
     ),
+    "instruction_data": RegisteredDataset(
+        description="instruction-data.json, 1100 Alpaca-style entries (rasbt/LLMs-from-scratch, chapter 7)",
+        urls=(
+            "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/"
+            "instruction-data.json",
+        ),
+        sha256=("7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",),
+        filename="instruction-data.json",
+    ),
 }
 
 SPLIT_FILE_STEMS = {
