@@ -1,0 +1,88 @@
+"""The run folder of a causal LM chat run: comparison table (markdown + json), loss curves, config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .results import atomic_write_json, atomic_write_text, markdown_table, plot_curves
+
+METHOD_LEGENDS = {
+    "copy_labels": "copy-labels (whole text)",
+    "masked": "masked (answers only)",
+    "completion_only": "TRL completion-only",
+}
+
+
+def comparison_rows(rows: list[dict]) -> list[list]:
+    table = []
+    for row in rows:
+        heldout = row.get("heldout")
+        table.append(
+            [
+                row["method"],
+                row["train_runtime_seconds"],
+                f"{row['loss_tokens']} of {row['tokens']}",
+                row["final_train_loss"],
+                f"{heldout['answer']!r}" if heldout else "",
+                f"{row['training_exact']}/{row['training_asked']}",
+                "; ".join(repr(item["answer"]) for item in row["training_answers"]),
+            ]
+        )
+    return table
+
+
+def answers_by_question(rows: list[dict]) -> str:
+    header = ["question", "expected", *(row["method"] for row in rows)]
+    lines = []
+    for index, item in enumerate(rows[0]["training_answers"]):
+        lines.append([item["question"], item["expected"], *(row["training_answers"][index]["answer"] for row in rows)])
+    if rows[0].get("heldout"):
+        heldout = rows[0]["heldout"]
+        lines.append(
+            [f"(held out) {heldout['question']}", heldout["expected"] or "", *(row["heldout"]["answer"] for row in rows)]
+        )
+    return markdown_table(header, lines)
+
+
+def write_chat_results(
+    folder: Path, rows: list[dict], histories: dict[str, list[dict]], examples_per_epoch: int, config: dict, title: str
+) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    merged = [
+        {"epoch": point["epoch"], f"{method}_train_loss": point["train_loss"]}
+        for method, history in histories.items()
+        for point in history
+    ]
+    plot_curves(
+        merged,
+        {f"{method}_train_loss": METHOD_LEGENDS.get(method, method) for method in histories},
+        "Training loss",
+        folder / "loss",
+        examples_per_epoch,
+    )
+    table = markdown_table(
+        [
+            "method",
+            "training time (s)",
+            "tokens carrying loss (per epoch)",
+            "final training loss",
+            "held-out answer",
+            "training answers exact",
+            "training answers",
+        ],
+        comparison_rows(rows),
+    )
+    notes = (
+        "Training losses are averages over the tokens that carry loss, so copy-labels (every token) is not "
+        "directly comparable with the two answer-only methods. Answers are greedy generations."
+    )
+    report = "\n\n".join(
+        [f"# {title}", table, notes, "## Answers\n\n" + answers_by_question(rows), "## Loss\n\n![loss](loss.png)"]
+    )
+    atomic_write_text(folder / "comparison.md", report + "\n")
+    atomic_write_json(folder / "comparison.json", rows)
+    # Written last: its presence marks the run as finished.
+    atomic_write_json(folder / "all_results.json", {"methods": rows, "history": histories})
