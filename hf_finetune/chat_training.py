@@ -29,6 +29,7 @@ from .chat_encoding import (
     prompt_completion_records,
 )
 from .chat_results import write_chat_results
+from .chat_trainer import TargetLogitsTrainer, supports_target_logits
 from .errors import UserError, run_cli
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_causal_lm, load_tokenizer
 from .training import device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
@@ -66,6 +67,13 @@ class ChatArguments:
         },
     )
     max_length: int | None = field(default=None, metadata={"help": "Truncate conversations to this many tokens."})
+    target_logits_only: bool = field(
+        default=True,
+        metadata={
+            "help": "copy_labels/masked: compute LM-head logits only where a label is learned (same loss, less "
+            "compute); --target_logits_only false gives the plain Trainer loss."
+        },
+    )
     heldout_question: str | None = field(default=None, metadata={"help": "A question not in the training data."})
     heldout_answer: str | None = field(default=None, metadata={"help": "Its expected answer (for the table)."})
     max_new_tokens: int = field(default=16, metadata={"help": "Longest generated answer."})
@@ -202,7 +210,9 @@ def train_method(
         dataset, counts = encode_for_trainer(conversations, method, form, tokenizer, chat_args.max_length)
         if len(dataset) == 0:
             raise UserError(f"--max_length {chat_args.max_length} leaves no conversation with an answer token to learn.")
-        trainer = Trainer(
+        fast = chat_args.target_logits_only and supports_target_logits(model)
+        counts["loss_computation"] = "logits at targets only" if fast else "full logits"
+        trainer = (TargetLogitsTrainer if fast else Trainer)(
             model=model,
             args=_train_args_for(training_args, output_dir),
             train_dataset=dataset,

@@ -221,3 +221,32 @@ def test_trl_completion_only_targets_equal_the_masked_targets(tokenizer, special
     ours, _ = encode_for_trainer(multi, MASKED, form, tokenizer, None)
     from_messages = trl_labels(tokenizer, conversation_records(multi), form, messages=True)
     assert from_messages == ours["labels"]
+
+
+# --- logits at targets only ----------------------------------------------------------------
+
+
+def test_target_logits_loss_and_gradients_equal_the_full_logits_ones(tokenizer):
+    import torch
+    from transformers import DataCollatorForSeq2Seq
+
+    from hf_finetune.chat_trainer import supports_target_logits, target_logits_loss
+    from hf_finetune.tiny import build_model
+
+    torch.manual_seed(0)
+    model = build_model("bloom", tokenizer, layers=1, width=32, heads=2, context=64)
+    assert supports_target_logits(model)
+    data, counts = encode_for_trainer([SINGLE, MULTI], MASKED, FORM, tokenizer, None)
+    batch = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=M)(list(data))
+    assert (batch["labels"] == M).any()  # padding and human turns are both in play
+
+    full = model(**batch).loss
+    full.backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    fast, outputs = target_logits_loss(model, batch)
+    fast.backward()
+    assert outputs.logits.shape[0] == counts["loss_tokens"]  # one row of logits per target, no more
+    assert torch.allclose(fast, full, atol=1e-6)
+    for got, want in zip((p.grad for p in model.parameters()), expected):
+        assert torch.allclose(got, want, atol=1e-6)

@@ -98,3 +98,27 @@ def test_unknown_method_is_one_clear_error(tmp_path, capsys):
     assert exit_.value.code == 2
     assert capsys.readouterr().err == "error: --method: 'copy' is not one of copy_labels, masked, completion_only.\n"
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_multi_turn_jsonl_trains_with_trl_messages_and_every_answer_is_a_target(tiny_bloom, tmp_path, one_thread):
+    from hf_finetune.chat_training import main
+
+    rows = [
+        {"messages": [{"role": "user", "content": 'How do you say "dog" in Spanish?'},
+                      {"role": "assistant", "content": "perro"},
+                      {"role": "user", "content": 'And "water"?'},
+                      {"role": "assistant", "content": "agua"}]},
+        {"messages": [{"role": "user", "content": 'How do you say "tree" in Spanish?'},
+                      {"role": "assistant", "content": "árbol"}]},
+    ]
+    data = tmp_path / "chats.jsonl"
+    data.write_text("\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n", encoding="utf-8")
+    common = ["--model_name_or_path", str(tiny_bloom), "--dataset", str(data), "--num_train_epochs", "1", *FAST]
+    [trl] = main([*common, "--method", "completion_only", "--output_dir", str(tmp_path / "trl")],
+                 defaults=spanish_chat.DEFAULTS)
+    [ours] = main([*common, "--method", "masked", "--output_dir", str(tmp_path / "masked")],
+                  defaults=spanish_chat.DEFAULTS)
+    assert trl["format"] == "messages + assistant_only_loss"
+    assert trl["loss_tokens"] == ours["loss_tokens"] > 0
+    assert [item["expected"] for item in trl["training_answers"]] == ["agua", "árbol"]  # the last answer of each
