@@ -159,6 +159,7 @@ def write_classification_results(
     examples_per_epoch: int,
     config: dict,
     title: str,
+    extra_sections: tuple[str, ...] = (),
 ) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
@@ -201,6 +202,7 @@ def write_classification_results(
             ),
             f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
             f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),
+            *extra_sections,
             "## Curves\n\n![loss](loss.png)\n\n![accuracy](accuracy.png)",
             "## Test confusion matrix (rows: true, columns: predicted)\n\n"
             + markdown_table(

@@ -20,6 +20,7 @@ import torch
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from .errors import UserError, run_cli
+from .label_token_predict import LABEL_TOKEN_FILE, label_token_predictor
 from .modeling import load_tokenizer
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
@@ -28,7 +29,9 @@ BATCH_SIZE = 32
 
 def head_predictor(run_dir: Path) -> Predictor:
     tokenizer = load_tokenizer(str(run_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
+    from .lora import load_sequence_classifier  # a full model or a LoRA adapter run
+
+    model = load_sequence_classifier(run_dir).eval()
     labels = model.config.id2label
 
     @torch.inference_mode()
@@ -49,6 +52,8 @@ def load_predictor(run_dir: str | Path) -> Predictor:
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir} is not a saved run (no config.json); pass the --output_dir of a finished run.")
+    if (run_dir / LABEL_TOKEN_FILE).is_file():
+        return label_token_predictor(run_dir)
     architectures = AutoConfig.from_pretrained(run_dir).architectures or []
     if any(name.endswith("ForSequenceClassification") for name in architectures):
         return head_predictor(run_dir)

@@ -1,0 +1,148 @@
+"""The label-token method, model side: loss and scores without full-vocabulary logits everywhere.
+
+The LM head (hidden x vocabulary) is the most expensive matrix of a small causal LM, and its
+output at positions that predict nothing is thrown away. Both training and evaluation pass the
+model a boolean `logits_to_keep` mask (transformers 5: the head runs on those positions only),
+so the head runs once per target token, and evaluation keeps per example only the label
+words' scores and the unconstrained best next token, never vocabulary x length logits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+from .label_token import IGNORE_INDEX, LabelWords
+from .metrics import classification_metrics
+from .modeling import TrainablePolicy, apply_trainable_policy
+from .training import OrderedEvalTrainer
+
+
+def head_is_tied(model: PreTrainedModel) -> bool:
+    output, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    return output is not None and embeddings is not None and output.weight is embeddings.weight
+
+
+def apply_label_token_policy(model: PreTrainedModel, policy: TrainablePolicy) -> str:
+    """`--trainable` for a causal LM that keeps its LM head; returns what trains, for the plan.
+
+    'last_block'/'last_blocks:N': the blocks and the final norm, plus the LM head only when it
+    has its own weights. A tied head (GPT-2) is the input embedding matrix: training it would
+    train every input embedding too (38M of GPT-2's 124M parameters), so it stays frozen.
+    'head' trains the LM head, tied or not; 'all' trains everything.
+    """
+    apply_trainable_policy(model, policy)
+    if policy.kind != "last_blocks":
+        return policy.describe()
+    if head_is_tied(model):
+        model.get_output_embeddings().requires_grad_(False)
+        return f"last {policy.blocks} block(s) + final norm (the LM head is tied to the input embeddings: frozen)"
+    return f"last {policy.blocks} block(s) + final norm + LM head"
+
+
+def target_positions(labels: torch.Tensor) -> torch.Tensor:
+    """Boolean (batch, length) mask of the positions whose next token is a target."""
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    return keep
+
+
+def target_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over the target tokens, and how many there are."""
+    keep = target_positions(labels)
+    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
+    return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
+
+
+def label_word_scores(
+    model, input_ids: torch.Tensor, prefix_length: torch.Tensor, label_words: LabelWords, pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score every label word after each prefix (text + separator, right-padded in `input_ids`).
+
+    Returns (batch, classes) summed log-probabilities of each word's tokens, and the
+    unconstrained most likely next token after the prefix (for format adherence). Single-token
+    words need one pass over the prefixes; a multi-token word needs one pass with it appended.
+    """
+    batch = input_ids.shape[0]
+    device = input_ids.device
+    prefix_length = prefix_length.to(device)
+    scores = torch.empty((batch, len(label_words.words)), dtype=torch.float32, device=device)
+    words = [[ids[0]] for ids in label_words.token_ids] if label_words.single_token else label_words.token_ids
+    best_next = None
+    for index, word in enumerate(words):
+        word_ids = torch.as_tensor(word, device=device)
+        width = int(prefix_length.max()) + len(word)
+        positions = torch.arange(width, device=device)[None, :]
+        offset = positions - prefix_length[:, None]  # position inside the word, negative in the prefix
+        in_prefix = offset < 0
+        in_word = (offset >= 0) & (offset < len(word))
+        sequence = torch.full((batch, width), pad_token_id, dtype=torch.long, device=device)
+        prefix_part = input_ids[:, : min(width, input_ids.shape[1])]
+        sequence[:, : prefix_part.shape[1]] = torch.where(
+            in_prefix[:, : prefix_part.shape[1]], prefix_part, pad_token_id
+        )
+        sequence = torch.where(in_word, word_ids[offset.clamp(0, len(word) - 1)], sequence)
+        keep = (offset >= -1) & (offset < len(word) - 1)
+        logits = model(
+            input_ids=sequence, attention_mask=(in_prefix | in_word).long(), logits_to_keep=keep, use_cache=False
+        ).logits
+        log_probs = logits.float().log_softmax(-1).view(batch, len(word), -1)
+        if best_next is None:
+            best_next = log_probs[:, 0].argmax(-1)
+        if label_words.single_token:
+            first_tokens = torch.as_tensor([ids[0] for ids in label_words.token_ids], device=device)
+            return log_probs[:, 0, first_tokens], best_next
+        scores[:, index] = log_probs.gather(-1, word_ids.expand(batch, -1)[..., None]).sum(dim=(1, 2))
+    return scores, best_next
+
+
+class LabelTokenTrainer(OrderedEvalTrainer):
+    """Trainer for the label-token method: loss on label-word tokens only, head on those
+    positions only; evaluation returns (label-word scores, best next token) per example."""
+
+    def __init__(self, *args, label_words: LabelWords, pad_token_id: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_words = label_words
+        self.pad_token_id = pad_token_id
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss_sum, count = target_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            # Trainer then skips its own division by the accumulation steps: normalise by all the
+            # target tokens of the accumulated batch, as its built-in causal-LM loss does.
+            loss = loss_sum / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes
+        else:
+            loss = loss_sum / max(count, 1)
+        return (loss, None) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            scores, best_next = label_word_scores(
+                model, inputs["input_ids"], inputs["prefix_length"], self.label_words, self.pad_token_id
+            )
+        classes = inputs["label"]
+        word_lengths = torch.as_tensor([len(ids) for ids in self.label_words.token_ids], device=classes.device)
+        loss = -scores.gather(1, classes[:, None]).sum() / word_lengths[classes].sum()
+        if prediction_loss_only:
+            return loss.detach(), None, None
+        return loss.detach(), (scores.detach(), best_next), classes
+
+
+def format_adherence(best_next: np.ndarray, label_words: LabelWords) -> float:
+    """Share of examples whose unconstrained next token starts one of the label words."""
+    first_tokens = [ids[0] for ids in label_words.token_ids]
+    return float(np.isin(np.asarray(best_next), first_tokens).mean())
+
+
+def label_token_metrics(prediction, label_words: LabelWords, label_names: list[str]) -> dict:
+    scores, best_next = prediction.predictions
+    metrics = classification_metrics(prediction.label_ids, np.asarray(scores).argmax(-1), label_names)
+    metrics.pop("confusion_matrix")
+    metrics["format_adherence"] = format_adherence(best_next, label_words)
+    return metrics
