@@ -27,6 +27,8 @@ def comparison_rows(rows: list[dict]) -> list[list]:
                 row["final_train_loss"],
                 f"{heldout['answer']!r}" if heldout else "",
                 f"{row['training_exact']}/{row['training_asked']}",
+                "not measured" if row.get("exact_answers_per_epoch") is None
+                else row["first_epoch_all_answers_exact"] or "not reached",
                 "; ".join(repr(item["answer"]) for item in row["training_answers"]),
             ]
         )
@@ -71,6 +73,7 @@ def write_chat_results(
             "final training loss",
             "held-out answer",
             "training answers exact",
+            "first epoch with all exact",
             "training answers",
         ],
         comparison_rows(rows),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
 from .arguments import ModelArguments, RunArguments, config_snapshot, parse_arguments
 from .chat_data import ASSISTANT, USER, ChatForm, Conversation, Turn, load_conversations
@@ -77,6 +77,10 @@ class ChatArguments:
     heldout_question: str | None = field(default=None, metadata={"help": "A question not in the training data."})
     heldout_answer: str | None = field(default=None, metadata={"help": "Its expected answer (for the table)."})
     max_new_tokens: int = field(default=16, metadata={"help": "Longest generated answer."})
+    answers_every_epoch: bool = field(
+        default=True,
+        metadata={"help": "Answer the training questions at every epoch's end, to report when all are right."},
+    )
     report_examples: int = field(default=10, metadata={"help": "Training questions answered in the table."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloads are cached."})
 
@@ -137,6 +141,22 @@ def greedy_answers(model, tokenizer, questions: list[Question], form: ChatForm, 
         model.config.use_cache = use_cache
     new_tokens = output[:, batch["input_ids"].shape[1] :]
     return [text.strip() for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+class AnswerTracker(TrainerCallback):
+    """Greedy answers to the training questions at every epoch's end: when does the model know them all?"""
+
+    def __init__(self, questions: list[Question], form: ChatForm, max_new_tokens: int):
+        self.questions, self.form, self.max_new_tokens = questions, form, max_new_tokens
+        self.exact_per_epoch: list[dict] = []
+
+    def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
+        answers = greedy_answers(model, processing_class, self.questions, self.form, self.max_new_tokens)
+        exact = sum(answer == question.expected for answer, question in zip(answers, self.questions))
+        self.exact_per_epoch.append({"epoch": round(state.epoch, 2), "exact": exact})
+
+    def first_epoch_all_exact(self) -> float | None:
+        return next((point["epoch"] for point in self.exact_per_epoch if point["exact"] == len(self.questions)), None)
 
 
 def sft_config_from(args: TrainingArguments, output_dir: str, max_length: int | None, messages: bool):
@@ -220,6 +240,12 @@ def train_method(
             data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
         )
 
+    tracker = None
+    if chat_args.answers_every_epoch:
+        tracker = AnswerTracker(
+            training_questions(conversations, chat_args.report_examples), form, chat_args.max_new_tokens
+        )
+        trainer.add_callback(tracker)
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     losses = [entry for entry in trainer.state.log_history if "loss" in entry]
     figures = {
@@ -230,6 +256,8 @@ def train_method(
         "final_train_loss": losses[-1]["loss"] if losses else None,
         "mean_train_loss": result.training_loss,
         "epochs": training_args.num_train_epochs,
+        "first_epoch_all_answers_exact": tracker.first_epoch_all_exact() if tracker else None,
+        "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
         "history": [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses],
     }
     trainer.save_model(output_dir)

@@ -61,6 +61,9 @@ def test_tiny_bloom_answers_every_training_question_exactly(tiny_bloom, tmp_path
     expected = [turns[-1].content for turns in spanish_chat.DEMO]
     assert [item["answer"] for item in row["training_answers"]] == expected
     assert row["loss_tokens"] < row["tokens"] / 3  # only answers and their eos carry loss
+    exact = [point["exact"] for point in row["exact_answers_per_epoch"]]
+    assert len(exact) == 25 and exact[0] < 5 and exact[-1] == 5
+    assert row["first_epoch_all_answers_exact"] == 1 + exact.index(5)
     saved = json.loads((tmp_path / method / "all_results.json").read_text())
     assert saved["methods"][0]["training_exact"] == 5
 
