@@ -48,6 +48,18 @@ def answers_by_question(rows: list[dict]) -> str:
     return markdown_table(header, lines)
 
 
+def coinciding_curves(histories: dict[str, list[dict]], tolerance: float = 1e-3) -> list[tuple[str, str]]:
+    """Pairs of methods whose loss curves lie on each other (one hides the other in the plot)."""
+    names = list(histories)
+    pairs = []
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            a, b = histories[first], histories[second]
+            if a and len(a) == len(b) and all(abs(p["train_loss"] - q["train_loss"]) <= tolerance for p, q in zip(a, b)):
+                pairs.append((first, second))
+    return pairs
+
+
 def write_chat_results(
     folder: Path, rows: list[dict], histories: dict[str, list[dict]], examples_per_epoch: int, config: dict, title: str
 ) -> None:
@@ -82,8 +94,18 @@ def write_chat_results(
         "Training losses are averages over the tokens that carry loss, so copy-labels (every token) is not "
         "directly comparable with the two answer-only methods. Answers are greedy generations."
     )
+    overlaps = "".join(
+        f" The {first} and {second} curves coincide (same targets, same start): one hides the other."
+        for first, second in coinciding_curves(histories)
+    )
     report = "\n\n".join(
-        [f"# {title}", table, notes, "## Answers\n\n" + answers_by_question(rows), "## Loss\n\n![loss](loss.png)"]
+        [
+            f"# {title}",
+            table,
+            notes,
+            "## Answers\n\n" + answers_by_question(rows),
+            "## Loss\n\n![loss](loss.png)" + ("\n\n" + overlaps.strip() if overlaps else ""),
+        ]
     )
     atomic_write_text(folder / "comparison.md", report + "\n")
     atomic_write_json(folder / "comparison.json", rows)
