@@ -15,7 +15,7 @@ from .errors import UserError
 TRAINABLE_HELP = "'last_block', 'head', 'last_blocks:N' or 'all'"
 
 
-def _load_failure(what: str, name: str, error: Exception) -> UserError:
+def _load_failure(what: str, name: str, error: Exception, flag: str = "--model_name_or_path") -> UserError:
     local = Path(name).expanduser().exists()
     way_out = (
         f"the folder {name} is not a complete {what} (see `python -m hf_finetune.tiny --help` to write one)"
@@ -23,20 +23,22 @@ def _load_failure(what: str, name: str, error: Exception) -> UserError:
         else "without network access, pass a local folder, e.g. one written by `python -m hf_finetune.tiny`"
     )
     return UserError(
-        f"--model_name_or_path: could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}."
+        f"{flag}: could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}."
     )
 
 
-def load_tokenizer(name: str, trust_remote_code: bool = False, padding_side: str = "right"):
+def load_tokenizer(
+    name: str, trust_remote_code: bool = False, padding_side: str = "right", flag: str = "--model_name_or_path"
+):
     """Load a tokenizer and make sure it can pad (GPT-2 and friends have no pad token)."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except Exception as error:  # OSError, HTTP errors, ValueError for unknown classes, ...
-        raise _load_failure("tokenizer", name, error) from None
+        raise _load_failure("tokenizer", name, error, flag) from None
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise UserError(
-                f"--model_name_or_path: the tokenizer of '{name}' has neither a pad nor an end-of-text token, "
+                f"{flag}: the tokenizer of '{name}' has neither a pad nor an end-of-text token, "
                 f"so batches cannot be padded; add a pad token to its tokenizer_config.json."
             )
         tokenizer.pad_token = tokenizer.eos_token

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(args.seed)
     if args.tokenizer:
-        tokenizer = load_tokenizer(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer, flag="--tokenizer")
     else:
         tokenizer = train_tokenizer(args.train_tokenizer_on, args.vocab_size, args.arch)
     layers, width, heads = SHAPES[args.shape]
