@@ -156,7 +156,8 @@ class AnswerTracker(TrainerCallback):
         answers = greedy_answers(model, processing_class, self.questions, self.form, self.max_new_tokens)
         self.seconds += time.perf_counter() - started
         exact = sum(answer == question.expected for answer, question in zip(answers, self.questions))
-        self.exact_per_epoch.append({"epoch": round(state.epoch, 2), "exact": exact})
+        epoch = round(state.epoch, 2)
+        self.exact_per_epoch.append({"epoch": int(epoch) if epoch.is_integer() else epoch, "exact": exact})
 
     def first_epoch_all_exact(self) -> float | None:
         return next((point["epoch"] for point in self.exact_per_epoch if point["exact"] == len(self.questions)), None)
