@@ -1,0 +1,199 @@
+"""Instruction tuning speed: our Trainer setup against the book's loop, and batched generation.
+
+    python benchmarks/instruction_speed.py [--steps 20] [--shape gpt2] [--generate 16]
+
+Both trainings use GPT-2 with random weights (the real gpt2 shape unless --shape says
+otherwise), the real tokenizer and the real instruction-data.json train split, batch 8, AdamW
+5e-5, fp32, the same number of optimizer steps, and count tokens of real (non-pad) text.
+
+- the book's loop (chapter 7): random batches padded to their longest entry, logits over
+  the full vocabulary at every position, an evaluation every 5 steps over 5 training and
+  5 validation batches;
+- ours (recipes/instruction.py): batches grouped by length, LM head applied only where a label
+  is, evaluation every 20 steps over the validation split and 40 training examples, with the
+  response to the fixed validation example generated at each evaluation.
+
+Generation: greedy answers to test prompts, batched (8, left padding, KV cache) against one at
+a time (KV cache too); a random model never stops early, so both generate every token allowed.
+Ratios are measured in one run on whatever else the machine is doing; read them, not the
+absolute figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from transformers import TrainingArguments
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HF_FINETUNE_SHARED", PROJECT.parent / "shared"))
+sys.path.insert(0, str(PROJECT))
+
+from hf_finetune import tiny  # noqa: E402
+from hf_finetune.generate import generate_responses  # noqa: E402
+from hf_finetune.instruction import InstructionTrainer, LogValidationResponse  # noqa: E402
+from hf_finetune.instruction_data import format_example, prepare_instructions  # noqa: E402
+from hf_finetune.instruction_encoding import InstructionCollator, encode_instructions  # noqa: E402
+from hf_finetune.modeling import load_tokenizer  # noqa: E402
+from hf_finetune.sources import load_source  # noqa: E402
+
+BATCH = 8
+LEARNING_RATE = 5e-5
+
+
+def fresh_model(folder: Path):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(123)
+    return AutoModelForCausalLM.from_pretrained(folder)
+
+
+def book_collate(batch_ids: list[list[int]], pad_id: int):
+    """The book's collate: append end-of-text, pad to the longest, targets shifted by one with
+    every pad but the first set to -100."""
+    longest = max(len(ids) + 1 for ids in batch_ids)
+    inputs, targets = [], []
+    for ids in batch_ids:
+        padded = ids + [pad_id] * (longest - len(ids))
+        target = torch.tensor(padded[1:])
+        target[len(ids) :] = -100  # position len(ids)-1 holds the first end-of-text target
+        inputs.append(torch.tensor(padded[:-1]))
+        targets.append(target)
+    return torch.stack(inputs), torch.stack(targets)
+
+
+def book_loss(model, inputs, targets):
+    logits = model(input_ids=inputs).logits  # every position, full vocabulary
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+def run_book_loop(model_dir: Path, train_ids, validation_ids, pad_id: int, steps: int) -> tuple[int, float]:
+    model = fresh_model(model_dir).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.1)
+    generator = torch.Generator().manual_seed(123)
+    collate = lambda batch: book_collate(batch, pad_id)  # noqa: E731
+    train_loader = DataLoader(train_ids, batch_size=BATCH, shuffle=True, drop_last=True, collate_fn=collate,
+                              generator=generator)
+    validation_loader = DataLoader(validation_ids, batch_size=BATCH, collate_fn=collate)
+    real_tokens = 0
+    started = time.perf_counter()
+    for step, (inputs, targets) in enumerate(train_loader):
+        if step == steps:
+            break
+        optimizer.zero_grad()
+        book_loss(model, inputs, targets).backward()
+        optimizer.step()
+        real_tokens += int((targets != -100).sum()) + len(inputs)  # each text and its end-of-text, as ours counts
+        if step % 5 == 0:  # the book's eval_freq=5, eval_iter=5
+            model.eval()
+            with torch.no_grad():
+                for loader in (train_loader, validation_loader):
+                    for index, (eval_inputs, eval_targets) in enumerate(loader):
+                        if index == 5:
+                            break
+                        book_loss(model, eval_inputs, eval_targets)
+            model.train()
+    return real_tokens, time.perf_counter() - started
+
+
+def run_ours(model_dir: Path, tokenizer, encoded, validation_entry, steps: int, output: Path, bf16: bool):
+    model = fresh_model(model_dir)
+    model.config.use_cache = False
+    counted = {"tokens": 0}
+
+    class Counting(InstructionCollator):
+        def __call__(self, features):
+            batch = super().__call__(features)
+            if model.training:
+                counted["tokens"] += int(batch["attention_mask"].sum())
+            return batch
+
+    args = TrainingArguments(
+        output_dir=str(output), max_steps=steps, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
+        learning_rate=LEARNING_RATE, weight_decay=0.1, lr_scheduler_type="constant", seed=123,
+        train_sampling_strategy="group_by_length", eval_strategy="steps", eval_steps=20, logging_steps=5,
+        save_strategy="no", report_to="none", disable_tqdm=True, prediction_loss_only=True,
+        dataloader_pin_memory=False, bf16=bf16,
+    )
+    trainer = InstructionTrainer(
+        model=model, args=args, train_dataset=encoded["train"],
+        eval_dataset={"validation": encoded["validation"], "train": encoded["train"].select(range(40))},
+        processing_class=tokenizer, data_collator=Counting(tokenizer.pad_token_id),
+        callbacks=[LogValidationResponse(validation_entry, tokenizer, 64)],
+    )
+    started = time.perf_counter()
+    trainer.train()
+    return counted["tokens"], time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per training run")
+    parser.add_argument("--shape", default="gpt2", choices=sorted(tiny.SHAPES))
+    parser.add_argument("--generate", type=int, default=16, help="test prompts to answer")
+    parser.add_argument("--max_new_tokens", type=int, default=32)
+    parser.add_argument("--bf16", action="store_true", help="also time ours with bf16 autocast")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.manual_seed(123)
+
+    data_file = SHARED / "data" / "llms_from_scratch_instruction" / "instruction-data.json"
+    tokenizer_dir = SHARED / "models" / "gpt2-tokenizer"
+    work = Path(tempfile.mkdtemp(prefix="instruction_speed."))
+    model_dir = work / "model"
+    tiny.main(["--tokenizer", str(tokenizer_dir), "--shape", args.shape, "--output", str(model_dir)])
+    tokenizer = load_tokenizer(str(model_dir))
+    data = prepare_instructions(load_source(str(data_file)), "0.85,0.05,0.10")
+    encoded, _ = encode_instructions(data.splits, tokenizer, 1024, mask_prompt=False)
+    book_ids = {
+        split: [tokenizer(format_example(row))["input_ids"] for row in data.splits[split]]
+        for split in ("train", "validation")
+    }
+    print(f"torch threads {torch.get_num_threads()}, shape {args.shape}, {args.steps} steps of batch {BATCH}", flush=True)
+
+    book_tokens, book_seconds = run_book_loop(model_dir, book_ids["train"], book_ids["validation"],
+                                              tokenizer.eos_token_id, args.steps)
+    book_rate = book_tokens / book_seconds
+    print(f"book loop: {book_tokens} real tokens in {book_seconds:.1f} s = {book_rate:.1f} tokens/s", flush=True)
+    validation_entry = dict(data.splits["validation"][0])
+    ours_tokens, ours_seconds = run_ours(model_dir, tokenizer, encoded, validation_entry, args.steps, work / "ours", False)
+    ours_rate = ours_tokens / ours_seconds
+    print(f"ours:      {ours_tokens} real tokens in {ours_seconds:.1f} s = {ours_rate:.1f} tokens/s", flush=True)
+    results = {"book_tokens_per_second": book_rate, "ours_tokens_per_second": ours_rate,
+               "training_ratio": ours_rate / book_rate}
+    if args.bf16:
+        tokens, seconds = run_ours(model_dir, tokenizer, encoded, validation_entry, args.steps, work / "bf16", True)
+        results["ours_bf16_tokens_per_second"] = tokens / seconds
+        results["training_ratio_bf16"] = tokens / seconds / book_rate
+        print(f"ours bf16: {tokens} real tokens in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s", flush=True)
+
+    model = fresh_model(model_dir).eval()
+    prompts = [dict(row) for row in data.splits["test"].select(range(args.generate))]
+    timings = {}
+    for batch_size in (1, 8):
+        started = time.perf_counter()
+        generate_responses(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=batch_size)
+        timings[batch_size] = time.perf_counter() - started
+        print(f"generation, batch {batch_size}: {args.generate} prompts x {args.max_new_tokens} new tokens "
+              f"in {timings[batch_size]:.1f} s", flush=True)
+    results["generation_seconds_one_at_a_time"] = timings[1]
+    results["generation_seconds_batched"] = timings[8]
+    results["generation_ratio"] = timings[1] / timings[8]
+    print(f"\ntraining throughput, ours / book loop: {results['training_ratio']:.2f}x")
+    if args.bf16:
+        print(f"training throughput, ours bf16 / book loop (fp32): {results['training_ratio_bf16']:.2f}x")
+    print(f"generation, batched / one at a time: {results['generation_ratio']:.2f}x faster")
+    print(json.dumps({key: round(value, 3) for key, value in results.items()}))
+
+
+if __name__ == "__main__":
+    main()
