@@ -224,6 +224,8 @@ def train_method(
             processing_class=tokenizer,
         )
         labels = trainer.train_dataset["labels"]
+        if not labels:  # TRL drops the examples that truncation left without a target
+            raise UserError(f"--max_length {chat_args.max_length} leaves no conversation with an answer token to learn.")
         counts = {
             "format": "messages + assistant_only_loss" if as_messages else "prompt-completion + completion_only_loss",
             "dropped": len(conversations) - len(labels),

@@ -125,3 +125,15 @@ def test_multi_turn_jsonl_trains_with_trl_messages_and_every_answer_is_a_target(
     assert trl["format"] == "messages + assistant_only_loss"
     assert trl["loss_tokens"] == ours["loss_tokens"] > 0
     assert [item["expected"] for item in trl["training_answers"]] == ["agua", "árbol"]  # the last answer of each
+
+
+@pytest.mark.parametrize("method", ["masked", "completion_only"])
+def test_a_max_length_that_leaves_no_answer_is_one_clear_error(tiny_bloom, tmp_path, method):
+    from hf_finetune.chat_training import main
+    from hf_finetune.errors import UserError
+
+    argv = ["--model_name_or_path", str(tiny_bloom), "--method", method, "--max_length", "5",
+            "--output_dir", str(tmp_path / "x"), *FAST]
+    with pytest.raises(UserError, match=r"^--max_length 5 leaves no conversation with an answer token to learn\.$"):
+        main(argv, defaults=spanish_chat.DEFAULTS, demo=spanish_chat.DEMO)
+    assert not (tmp_path / "x" / "all_results.json").exists()
