@@ -11,8 +11,10 @@ rotten_tomatoes training/validation texts, the same trainable parameters and bat
   head only at the label positions (`LabelTokenTrainer`), evaluation keeping two label-word
   scores and one token per example.
 
-Each measurement runs in its own process, so one side's memory does not count for the other.
-Evaluation peak memory is the growth of the process's peak resident memory during `evaluate()`.
+Training runs both sides in one process with their steps interleaved, so a busy machine slows
+both alike. Each evaluation runs in a process of its own, so one side's memory does not count
+for the other: evaluation peak memory is the growth of the peak resident memory during
+`evaluate()`.
 
     python benchmarks/label_token_speed.py --tokenizer ../shared/models/gpt2-tokenizer \
         --data ../shared/data/rt_polarity/hf_split_derived
@@ -61,15 +63,15 @@ def tutorial_encode(tokenizer, texts, labels, label_ids):
     return datasets.Dataset.from_dict(rows)
 
 
-def measure(options) -> dict:
-    """One measurement (train or eval, straightforward or project) in this process."""
+def build(options, side: str, split: str, limit: int | None):
+    """A random-init GPT-2 (seed 0) and the Trainer of one side, on real texts."""
+    import datasets
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainerCallback, TrainingArguments, default_data_collator
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
 
     from hf_finetune.label_token import LabelTokenCollator, encode_label_token, resolve_label_words
     from hf_finetune.label_token_model import LabelTokenTrainer, apply_label_token_policy, label_token_metrics
     from hf_finetune.modeling import TrainablePolicy, load_tokenizer
-    import datasets
 
     torch.manual_seed(0)
     tokenizer = load_tokenizer(options.tokenizer)
@@ -77,82 +79,106 @@ def measure(options) -> dict:
     model.config.pad_token_id = tokenizer.pad_token_id
     apply_label_token_policy(model, TrainablePolicy.parse(options.trainable))
     words = resolve_label_words(tokenizer, ["neg", "pos"])
-    split = "train" if options.part.startswith("train") else "validation"
-    limit = options.steps * options.batch_size * 4 if split == "train" else options.eval_examples
     texts, labels = load_texts(Path(options.data), split, limit)
+    args = TrainingArguments(
+        output_dir=tempfile.mkdtemp(prefix="label_token_speed."),
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.eval_batch_size,
+        learning_rate=5e-5,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_pin_memory=False,
+        seed=0,
+        remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if side == "project" else "random",
+    )
+    if side == "straightforward":
+        dataset = tutorial_encode(tokenizer, texts, labels, [ids[0] for ids in words.token_ids])
 
-    class StepClock(TrainerCallback):
-        times: list[float] = []
+        def tutorial_metrics(prediction):  # the tutorial's compute_metric: argmax at the label position
+            logits, label_ids = prediction
+            predicted = logits[:, :-1].argmax(-1)
+            mask = label_ids[:, 1:] != -100
+            return {"accuracy": float((predicted[mask] == label_ids[:, 1:][mask]).mean())}
 
-        def on_step_end(self, args, state, control, **kwargs):
-            self.times.append(time.perf_counter())
-
-    with tempfile.TemporaryDirectory() as output:
-        args = TrainingArguments(
-            output_dir=output,
-            per_device_train_batch_size=options.batch_size,
-            per_device_eval_batch_size=options.eval_batch_size,
-            max_steps=options.steps,
-            learning_rate=5e-5,
-            report_to="none",
-            save_strategy="no",
-            logging_strategy="no",
-            disable_tqdm=True,
-            use_cpu=True,
-            dataloader_pin_memory=False,
-            seed=0,
-            remove_unused_columns=False,
-            train_sampling_strategy="group_by_length" if options.part.endswith("project") else "random",
+        trainer = Trainer(
+            model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
+            data_collator=default_data_collator, compute_metrics=tutorial_metrics,
         )
-        clock = StepClock()
-        if options.part.endswith("straightforward"):
-            dataset = tutorial_encode(tokenizer, texts, labels, [ids[0] for ids in words.token_ids])
+    else:
+        encoded, _ = encode_label_token(
+            datasets.DatasetDict({"data": datasets.Dataset.from_dict({"text": texts, "label": labels})}),
+            tokenizer, words, max_length=1024,
+        )
+        dataset = encoded["data"]
+        trainer = LabelTokenTrainer(
+            model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
+            data_collator=LabelTokenCollator(tokenizer.pad_token_id),
+            compute_metrics=lambda p: label_token_metrics(p, words, ["neg", "pos"]),
+            label_words=words, pad_token_id=tokenizer.pad_token_id,
+        )
+    return trainer, dataset
 
-            def tutorial_metrics(prediction):  # the tutorial's compute_metric: argmax at the label position
-                logits, label_ids = prediction
-                predicted = logits[:, :-1].argmax(-1)
-                mask = label_ids[:, 1:] != -100
-                return {"accuracy": float((predicted[mask] == label_ids[:, 1:][mask]).mean())}
 
-            trainer = Trainer(
-                model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
-                data_collator=default_data_collator, compute_metrics=tutorial_metrics, callbacks=[clock],
-            )
-            tokens = TUTORIAL_MAX_LEN * len(dataset)
-        else:
-            encoded, _ = encode_label_token(
-                datasets.DatasetDict({"data": datasets.Dataset.from_dict({"text": texts, "label": labels})}),
-                tokenizer, words, max_length=1024,
-            )
-            dataset = encoded["data"]
-            trainer = LabelTokenTrainer(
-                model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
-                data_collator=LabelTokenCollator(tokenizer.pad_token_id),
-                compute_metrics=lambda p: label_token_metrics(p, words, ["neg", "pos"]),
-                callbacks=[clock], label_words=words, pad_token_id=tokenizer.pad_token_id,
-            )
-            tokens = sum(len(ids) for ids in dataset["input_ids"])
-        if options.part.startswith("train"):
-            trainer.train()
-            # The first step pays one-off costs (allocations, thread start-up): time the others.
-            seconds = clock.times[-1] - clock.times[0]
-            return {"examples_per_second": (options.steps - 1) * options.batch_size / seconds, "seconds": seconds}
-        Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident memory (VmHWM)
-        before = rss_kib("VmRSS")
-        metrics = trainer.evaluate()
-        return {
-            "eval_peak_mib": (rss_kib("VmHWM") - before) / 1024,
-            "examples": len(dataset),
-            "padded_or_whole_tokens": tokens,
-            "accuracy": metrics["eval_accuracy"],
+def measure_training(options) -> dict:
+    """Both sides in one process, their steps interleaved, so a busy machine slows both alike.
+
+    Each step is Trainer's own `training_step` (forward, loss, backward) plus an AdamW step, on
+    the batches each side's Trainer data loader makes (random for the straightforward side,
+    grouped by length for the project); the first step of each side is not timed.
+    """
+    import torch
+
+    sides = {}
+    for side in ("straightforward", "project"):
+        trainer, dataset = build(options, side, "train", options.steps * options.batch_size * 4)
+        trainer.current_gradient_accumulation_steps = 1  # set by train(), which is not used here
+        trainable = [p for p in trainer.model.parameters() if p.requires_grad]
+        sides[side] = {
+            "trainer": trainer,
+            "batches": iter(trainer.get_train_dataloader()),
+            "optimizer": torch.optim.AdamW(trainable, lr=5e-5),
+            "seconds": 0.0,
+            "tokens": 0,
         }
+    for step in range(options.steps):
+        for side in (("straightforward", "project") if step % 2 else ("project", "straightforward")):
+            state = sides[side]
+            batch = next(state["batches"])
+            started = time.perf_counter()
+            state["trainer"].training_step(state["trainer"].model, batch)
+            state["optimizer"].step()
+            state["optimizer"].zero_grad()
+            if step > 0:
+                state["seconds"] += time.perf_counter() - started
+                state["tokens"] += batch["input_ids"].numel()
+    return {
+        side: {
+            "examples_per_second": (options.steps - 1) * options.batch_size / state["seconds"],
+            "seconds": state["seconds"],
+            "tokens_per_batch": state["tokens"] / (options.steps - 1),
+        }
+        for side, state in sides.items()
+    }
+
+
+def measure_evaluation(options, side: str) -> dict:
+    """Peak resident memory growth of `evaluate()` on one side, in a process of its own."""
+    trainer, dataset = build(options, side, "validation", options.eval_examples)
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak resident memory (VmHWM)
+    before = rss_kib("VmRSS")
+    metrics = trainer.evaluate()
+    return {"eval_peak_mib": (rss_kib("VmHWM") - before) / 1024, "examples": len(dataset),
+            "accuracy": metrics["eval_accuracy"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokenizer", default="../shared/models/gpt2-tokenizer")
     parser.add_argument("--data", default="../shared/data/rt_polarity/hf_split_derived")
-    parser.add_argument("--steps", type=int, default=12, help="training steps per side (the first is not timed)")
+    parser.add_argument("--steps", type=int, default=16, help="training steps per side (the first is not timed)")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--eval_examples", type=int, default=128, help="validation texts evaluated per side")
     parser.add_argument("--eval_batch_size", type=int, default=32)
@@ -161,26 +187,29 @@ def main() -> None:
     options = parser.parse_args()
 
     if options.part:
-        print(json.dumps(measure(options)))
+        result = measure_training(options) if options.part == "train" else measure_evaluation(options, options.part)
+        print(json.dumps(result))
         return
     results = {}
-    for part in ("train-straightforward", "train-project", "eval-straightforward", "eval-project"):
+    for part in ("train", "straightforward", "project"):
         command = [sys.executable, __file__, *sys.argv[1:], "--part", part]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if done.returncode != 0:
             sys.exit(f"{part} failed:\n{done.stderr[-3000:]}")
         results[part] = json.loads(done.stdout.strip().splitlines()[-1])
         print(part, results[part], flush=True)
-    speed = results["train-project"]["examples_per_second"] / results["train-straightforward"]["examples_per_second"]
-    memory = results["eval-straightforward"]["eval_peak_mib"] / max(results["eval-project"]["eval_peak_mib"], 1e-6)
+    train = results["train"]
+    speed = train["project"]["examples_per_second"] / train["straightforward"]["examples_per_second"]
+    memory = results["straightforward"]["eval_peak_mib"] / max(results["project"]["eval_peak_mib"], 1e-6)
     print(
-        f"\ntraining throughput: straightforward {results['train-straightforward']['examples_per_second']:.2f} "
-        f"examples/s, project {results['train-project']['examples_per_second']:.2f} examples/s: {speed:.2f}x"
+        f"\ntraining throughput ({options.steps - 1} timed steps of {options.batch_size} per side): straightforward "
+        f"{train['straightforward']['examples_per_second']:.2f} examples/s, project "
+        f"{train['project']['examples_per_second']:.2f} examples/s: {speed:.2f}x"
     )
     print(
-        f"evaluation peak memory ({options.eval_examples} texts): straightforward "
-        f"{results['eval-straightforward']['eval_peak_mib']:.0f} MiB, project "
-        f"{results['eval-project']['eval_peak_mib']:.0f} MiB: {memory:.1f}x lower"
+        f"evaluation peak memory ({options.eval_examples} validation texts): straightforward "
+        f"{results['straightforward']['eval_peak_mib']:.0f} MiB, project "
+        f"{results['project']['eval_peak_mib']:.0f} MiB: {memory:.1f}x lower"
     )
 
 
