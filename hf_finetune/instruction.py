@@ -99,16 +99,27 @@ class InstructionTrainer(OrderedEvalTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         unwrapped = self.accelerator.unwrap_model(model)
-        if self.args.world_size > 1 or unwrapped.config.model_type not in PLAIN_LM_HEAD or "labels" not in inputs:
+        if not self._plain_lm_head(unwrapped) or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"][:, 1:]
-        hidden = unwrapped.base_model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
-        ).last_hidden_state[:, :-1]
-        keep = labels != IGNORE_INDEX
-        logits = unwrapped.get_output_embeddings()(hidden[keep])
+        # The model's own forward is bypassed, so the mixed-precision autocast accelerate puts around it is too.
+        with self.accelerator.autocast():
+            hidden = unwrapped.base_model(
+                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
+            ).last_hidden_state[:, :-1]
+            keep = labels != IGNORE_INDEX
+            logits = unwrapped.get_output_embeddings()(hidden[keep])
         loss = F.cross_entropy(logits.float(), labels[keep])
         return (loss, {"loss": loss}) if return_outputs else loss
+
+
+    def _plain_lm_head(self, unwrapped) -> bool:
+        # Distributed wrappers (DDP, FSDP) and adapters (PEFT) must see their own forward.
+        return (
+            self.args.world_size == 1
+            and getattr(unwrapped, "peft_config", None) is None
+            and getattr(unwrapped.config, "model_type", None) in PLAIN_LM_HEAD
+        )
 
 
 class LogValidationResponse(TrainerCallback):

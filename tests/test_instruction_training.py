@@ -1,0 +1,42 @@
+"""The trainer's shortcut (LM head only where labels are) gives the model's own loss and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, TrainingArguments
+
+from hf_finetune.instruction import InstructionTrainer
+from hf_finetune.instruction_encoding import InstructionCollator, encode_example
+from hf_finetune.modeling import load_tokenizer
+
+ENTRIES = [
+    {"instruction": "Name the capital of France.", "input": "", "output": "Paris."},
+    {"instruction": "Add the numbers.", "input": "2 and 3 and 4", "output": "The sum of 2, 3 and 4 is 9."},
+]
+
+
+@pytest.mark.parametrize("mask_prompt", [False, True])
+def test_label_only_head_matches_the_full_model_loss(tmp_path, tiny_gpt2, mask_prompt):
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
+    features = []
+    for entry in ENTRIES:
+        input_ids, labels, _ = encode_example(tokenizer, entry, 1024, mask_prompt)
+        features.append({"input_ids": input_ids, "labels": labels})
+    batch = InstructionCollator(tokenizer.pad_token_id)(features)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = InstructionTrainer(model=model, args=args, processing_class=tokenizer)
+
+    expected = model(**batch).loss
+    expected.backward()
+    expected_grad = model.transformer.h[0].attn.c_attn.weight.grad.clone()
+    model.zero_grad()
+
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert torch.allclose(model.transformer.h[0].attn.c_attn.weight.grad, expected_grad, atol=1e-6)
+    loss_again, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert set(outputs) == {"loss"} and loss_again.item() == pytest.approx(expected.item(), rel=1e-5)
