@@ -7,8 +7,9 @@ The story, as in chapter 7 of "Build a Large Language Model (From Scratch)":
 2. Prompt: the Alpaca format (preamble, ### Instruction:, ### Input: only when there is an
    input, ### Response:), then the output and one end-of-text token the model learns to stop at.
 3. Model: GPT-2 medium (355M), every parameter trains.
-4. Two epochs of AdamW (lr 5e-5, weight decay 0.1, batch 8), batches padded to their own
-   longest example; padding carries no loss, and the LM head runs only where labels are.
+4. Two epochs of AdamW (lr 5e-5, weight decay 0.1, batch 8), batches of similar length padded
+   to their own longest example; padding carries no loss, and the LM head runs only where
+   labels are.
    Losses on train and validation every 20 steps and at each epoch's end, each time with the
    model's response to the first validation instruction.
 5. Greedy answers to the 110 test instructions (batched, stopping at end-of-text), scored with
@@ -38,6 +39,7 @@ DEFAULTS = dict(
     lr_scheduler_type="constant",  # the book's loop keeps the learning rate fixed
     per_device_train_batch_size=8,
     per_device_eval_batch_size=8,
+    train_sampling_strategy="group_by_length",  # batches of similar length: little padding
     eval_strategy="steps",
     eval_steps=20,  # the book evaluates every 5 steps; each evaluation here also generates a response
     logging_steps=5,
