@@ -1,6 +1,6 @@
 """How fast is a training step of each causal LM method? Ratios measured in one run.
 
-    python benchmarks/chat_methods.py --model models/bloom-small [--rounds 20] [--threads 1]
+    python benchmarks/chat_methods.py --model models/bloom-small [--rounds 20] [--threads 1] [--vocab_size 250880]
 
 Every method trains the same random-init model copy on the recipe's five Spanish pairs (batch 1,
 as in the tutorial). The methods take turns, one epoch (five forward+backward passes through
@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="folder of a causal LM (e.g. from python -m hf_finetune.tiny)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--vocab_size", type=int, help="grow the (random) embeddings and LM head to this size, e.g. 250880 as Bloom's"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from trl import SFTTrainer
@@ -53,6 +56,8 @@ def main() -> None:
     tokenizer = load_tokenizer(args.model)
     base = load_causal_lm(args.model, tokenizer)
     base.config.use_cache = False
+    if args.vocab_size:  # the head's cost, not its words: the tokenizer still only uses its own ids
+        base.resize_token_embeddings(args.vocab_size, mean_resizing=False)
     scratch = tempfile.mkdtemp()
     training_args = TrainingArguments(output_dir=scratch, report_to="none", use_cpu=True, per_device_train_batch_size=1)
     collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
@@ -99,7 +104,8 @@ def main() -> None:
                 times[name].append(time.perf_counter() - started)
 
     total = base.num_parameters()
-    print(f"model {args.model}: {total:,} parameters, vocabulary {len(tokenizer)}, {args.threads} thread(s), "
+    print(f"model {args.model}: {total:,} parameters, LM head over {base.get_output_embeddings().out_features} "
+          f"words, {args.threads} thread(s), "
           f"{args.rounds} rounds of 5 steps (batch 1) per method")
     reference = statistics.median(times["copy_labels"])
     print(f"{'method':<24} {'loss tokens/epoch':>18} {'median epoch (s)':>17} {'vs copy_labels':>15}")
