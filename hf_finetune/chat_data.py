@@ -65,16 +65,19 @@ def parse_text_form(text: str, form: ChatForm, drop_strings: Iterable[str] = ())
     tags = {form.human_tag.strip(): USER, form.assistant_tag.strip(): ASSISTANT, form.system_tag.strip(): SYSTEM}
     pattern = re.compile("|".join(re.escape(tag) for tag in sorted(tags, key=len, reverse=True)))
     matches = list(pattern.finditer(text))
-    if not matches or text[: matches[0].start()].strip(" \n\t" + "".join(drop_strings)):
+    if not matches or _without(text[: matches[0].start()], drop_strings).strip():
         raise ValueError(f"it does not start with a {form.human_tag.strip()!r} or {form.system_tag.strip()!r} tag")
     turns = []
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        content = text[match.end() : end]
-        for special in drop_strings:
-            content = content.replace(special, "")
-        turns.append(Turn(tags[match.group(0)], content.strip()))
+        turns.append(Turn(tags[match.group(0)], _without(text[match.end() : end], drop_strings).strip()))
     return turns
+
+
+def _without(text: str, strings: Iterable[str]) -> str:
+    for string in strings:
+        text = text.replace(string, "")
+    return text
 
 
 def _turn_from_mapping(message: Any) -> Turn:
