@@ -80,6 +80,10 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Allow replacing the results of a finished run in --output_dir."}
     )
+    skip_nonfinite_batches: bool = field(
+        default=False,
+        metadata={"help": "Skip (and log) batches whose loss or gradients are NaN/inf instead of stopping."},
+    )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
 
@@ -123,18 +127,29 @@ def _config_path(argv: Sequence[str]) -> str | None:
     return None
 
 
-def use_cpu_processes_without_accelerator() -> None:
-    """Make several launched processes on a machine without GPU train together (DDP over gloo).
-
-    `accelerate launch --multi_gpu` / `torchrun` start the processes, but accelerate treats them
-    as CPU workers only when told so (ACCELERATE_USE_CPU); otherwise each trains alone on the
-    whole data and all of them write the same run folder. Must run before TrainingArguments.
-    """
+def accelerator_available() -> bool:
     import torch
 
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    accelerator = torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
-    if launched and not accelerator:
+    return (
+        torch.cuda.is_available()
+        or (hasattr(torch, "xpu") and torch.xpu.is_available())
+        or torch.backends.mps.is_available()
+    )
+
+
+def use_cpu_processes_without_accelerator(parser: HfArgumentParser) -> None:
+    """On a machine without GPU, run as CPU workers: `--use_cpu` by default.
+
+    TrainingArguments refuses `--bf16` unless `use_cpu` is on, and processes started by
+    `accelerate launch --multi_gpu` / `torchrun` only train together (DDP over gloo) when
+    accelerate is told they are CPU workers; otherwise each trains alone on the whole data and
+    all of them write the same run folder. Must run before TrainingArguments is built.
+    """
+    if accelerator_available():
+        return
+    if "use_cpu" in {action.dest for action in parser._actions}:
+        parser.set_defaults(use_cpu=True)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
 
 
@@ -155,11 +170,15 @@ def parse_arguments(
         parser.set_defaults(**defaults)
     config = _config_path(argv)
     prefix = _yaml_as_argv(config, known) if config else []
-    use_cpu_processes_without_accelerator()
+    use_cpu_processes_without_accelerator(parser)
     try:
         return parser.parse_args_into_dataclasses(args=prefix + argv)
     except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
-        raise UserError(f"conflicting or invalid flags: {str(error).strip().splitlines()[0]}") from None
+        message = str(error).strip().splitlines()[0]
+        if message.startswith("Some specified arguments are not used"):
+            unknown = [token for token in prefix + argv if token.startswith("--") and token in message]
+            raise UserError(f"unknown flag(s): {', '.join(unknown) or message}; see --help.") from None
+        raise UserError(f"conflicting or invalid flags: {message}") from None
 
 
 def config_snapshot(*arguments) -> dict:

@@ -31,7 +31,7 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
         if traceback_requested(argv):
             raise
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        sys.exit(getattr(error, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
