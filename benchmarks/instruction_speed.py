@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--generate", type=int, default=16, help="test prompts to answer")
     parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--bf16", action="store_true", help="also time ours with bf16 autocast")
+    parser.add_argument("--only", choices=("training", "generation"), help="run one of the two comparisons")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(123)
@@ -168,6 +169,8 @@ def main() -> None:
     if args.bf16:
         runs["ours bf16"] = lambda: run_ours(model_dir, tokenizer, encoded, validation_entry, args.steps,
                                              work / "bf16", True)
+    if args.only == "generation":
+        runs = {}
     rates = {}
     for name, run in runs.items():
         tokens, seconds, cpu_seconds = run()
@@ -181,6 +184,9 @@ def main() -> None:
             results[f"{key}_over_book_wall"] = rates[name][0] / rates["book loop"][0]
             results[f"{key}_over_book_cpu"] = rates[name][1] / rates["book loop"][1]
 
+    if args.only == "training":
+        print(json.dumps({key: round(value, 3) for key, value in results.items()}))
+        return
     model = fresh_model(model_dir).eval()
     prompts = [dict(row) for row in data.splits["test"].select(range(args.generate))]
     timings = {}
