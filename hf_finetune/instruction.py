@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 import torch.nn.functional as F
 from transformers import TrainerCallback, TrainingArguments
 
