@@ -116,17 +116,20 @@ def encode_label_token(
     """Tokenize every split as `text + separator + label word` with targets on the label word only.
 
     Truncation shortens the text (at a character boundary), never the separator or the label
-    word, so every example keeps its targets. Columns: input_ids, labels (token targets), label (class id), prefix_length
-    (text + separator tokens) and text. Returns the splits and how many texts were truncated.
+    word, so every example keeps its targets. Columns: input_ids, labels (token targets), label
+    (class id), prefix_length (text + separator tokens) and text. Returns the splits and how
+    many texts were truncated.
     """
     budget = text_budget(max_length, label_words)
     separator = list(label_words.separator_ids)
 
     def encode(batch):
         rows: dict[str, list] = {"input_ids": [], "labels": [], "prefix_length": [], "truncated": []}
-        for text, label in zip(batch["text"], batch["label"]):
-            cut = truncated_text(tokenizer, text, budget)
-            ids = tokenizer(text if cut is None else cut, add_special_tokens=True)["input_ids"][:budget]
+        all_ids = tokenizer(batch["text"], add_special_tokens=True)["input_ids"]
+        for text, ids, label in zip(batch["text"], all_ids, batch["label"]):
+            cut = truncated_text(tokenizer, text, budget) if len(ids) > budget else None
+            if cut is not None:
+                ids = tokenizer(cut, add_special_tokens=True)["input_ids"][:budget]
             prefix = ids + separator
             word = label_words.token_ids[label]
             rows["input_ids"].append(prefix + word)
