@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from transformers import DataCollatorWithPadding, TrainingArguments
+from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
 from .arguments import (
     CLASSIFICATION_ARGUMENTS,
@@ -23,9 +23,12 @@ from .arguments import (
 )
 from .encoding import context_length, encode_for_head
 from .errors import run_cli
+from .hub import classification_card, defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
+from .lora import LoraArguments, apply_lora, describe_lora, save_lora_run
 from .metrics import classification_metrics
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_classifier, load_tokenizer
 from .preparation import SPLITS, ClassificationData, prepare_classification
+from .reliability import save_final_model, train_reliably
 from .results import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from .sources import load_source
 from .training import (
@@ -70,17 +73,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def train_classifier(
-    model_args: ModelArguments, data_args: DataArguments, run_args: RunArguments, training_args: TrainingArguments
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    run_args: RunArguments,
+    training_args: TrainingArguments,
+    lora_args: LoraArguments | None = None,
 ) -> dict:
+    lora_args = lora_args or LoraArguments()
     guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
     prepare_training_args(training_args)
+    prepare_hub_push(training_args)
+    # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
+    config = config_snapshot(model_args, data_args, training_args, lora_args)
     policy = TrainablePolicy.parse(model_args.trainable)
     data = load_classification_data(data_args, training_args)
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
+    set_seed(training_args.seed)  # the new head (and LoRA) weights are drawn now, before Trainer seeds
     model = load_classifier(model_args.model_name_or_path, data.label_names, tokenizer, model_args.trust_remote_code)
-    apply_trainable_policy(model, policy)
-    model.config.use_cache = False
+    if lora_args.use_peft:
+        model = apply_lora(model, lora_args)
+        what_trains = describe_lora(model, lora_args)
+    else:
+        apply_trainable_policy(model, policy)
+        what_trains = policy.describe()
+    model.config.use_cache = False  # no generation while training; checkpointing needs it off
     trainable, total = count_parameters(model)
 
     max_length = data_args.max_length or context_length(tokenizer, model.config)
@@ -98,7 +115,7 @@ def train_classifier(
             "sizes": ", ".join(f"{k} {v}" for k, v in data.sizes().items()),
             "labels": ", ".join(f"{i}={name}" for i, name in data.id2label.items()),
             "max length": f"{max_length} tokens ({truncated} texts truncated)",
-            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {policy.describe()}",
+            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
             "device": device_name(training_args),
             "precision": precision_name(training_args),
             "output": training_args.output_dir,
@@ -106,25 +123,28 @@ def train_classifier(
         training_args,
     )
 
-    trainer = OrderedEvalTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset={"validation": encoded["validation"], "train": train_sample},
-        processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=lambda prediction: {
-            key: value
-            for key, value in classification_metrics(
-                prediction.label_ids, prediction.predictions.argmax(-1), data.label_names
-            ).items()
-            if key != "confusion_matrix"
-        },
-        callbacks=[EvaluateAtEpochEnd()],
-    )
+    with repo_creation_reported(training_args):
+        trainer = OrderedEvalTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=encoded["train"],
+            eval_dataset={"validation": encoded["validation"], "train": train_sample},
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=lambda prediction: {
+                key: value
+                for key, value in classification_metrics(
+                    prediction.label_ids, prediction.predictions.argmax(-1), data.label_names
+                ).items()
+                if key != "confusion_matrix"
+            },
+            callbacks=[EvaluateAtEpochEnd()],
+        )
+    defer_push_to_end(trainer)
     started = time.time()
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
     training_seconds = time.time() - started
+    model.config.use_cache = True  # the saved model generates with its cache
 
     results: dict = {"train_runtime_seconds": round(training_seconds, 2), "train_loss": train_result.training_loss}
     predictions: dict[str, np.ndarray] = {}
@@ -134,7 +154,10 @@ def train_classifier(
         predictions[split] = probabilities
         for key, value in classification_metrics(output.label_ids, probabilities.argmax(-1), data.label_names).items():
             results[f"{SPLIT_PREFIX[split]}_{key}"] = value
-    trainer.save_model(training_args.output_dir)
+    if lora_args.use_peft:
+        save_lora_run(trainer, training_args.output_dir, model_args.model_name_or_path, lora_args.merge_adapters)
+    else:
+        save_final_model(trainer, training_args.output_dir)
 
     if trainer.is_world_process_zero():
         write_classification_results(
@@ -144,9 +167,11 @@ def train_classifier(
             data,
             predictions["test"],
             len(encoded["train"]),
-            config=config_snapshot(model_args, data_args, training_args),
+            config=config,
             title=f"{model_args.model_name_or_path} on {data_args.dataset}, head method",
         )
+    if training_args.push_to_hub:
+        push_run(trainer, classification_card(model_args.model_name_or_path, data, results, what_trains, training_args))
     return results
 
 
@@ -219,8 +244,10 @@ def write_classification_results(
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, run_args, training_args = parse_arguments(CLASSIFICATION_ARGUMENTS, argv, defaults)
-    return train_classifier(model_args, data_args, run_args, training_args)
+    model_args, data_args, run_args, training_args, lora_args = parse_arguments(
+        (*CLASSIFICATION_ARGUMENTS, LoraArguments), argv, defaults
+    )
+    return train_classifier(model_args, data_args, run_args, training_args, lora_args)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,9 @@ BATCH_SIZE = 32
 
 def head_predictor(run_dir: Path) -> Predictor:
     tokenizer = load_tokenizer(str(run_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir).eval()
+    from .lora import load_sequence_classifier  # a full model or a LoRA adapter run
+
+    model = load_sequence_classifier(run_dir).eval()
     labels = model.config.id2label
 
     @torch.inference_mode()

@@ -10,6 +10,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .errors import UserError
+from .precision import check_precision, describe_precision
 from .results import FINISHED_MARKER
 
 
@@ -46,23 +47,21 @@ def prepare_training_args(args: TrainingArguments) -> None:
     """Settings every recipe wants whatever the user passed."""
     if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
         # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
+        # transformers 5 reads activation_checkpointing_kwargs; gradient_* is its deprecated mirror.
         args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+        if hasattr(args, "activation_checkpointing_kwargs"):
+            args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs
     if not torch.cuda.is_available():
         args.dataloader_pin_memory = False  # pinning only helps copies to an accelerator
     if args.ddp_find_unused_parameters is None:
         # DDP only tracks parameters that require grad, and every trainable one (any --trainable
         # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
         args.ddp_find_unused_parameters = False
-    if args.bf16 and args.fp16:
-        raise UserError("--bf16 and --fp16 are both on; choose one.")
+    check_precision(args)
 
 
 def precision_name(args: TrainingArguments) -> str:
-    if args.bf16:
-        return "bf16 mixed precision (autocast)"
-    if args.fp16:
-        return "fp16 mixed precision (autocast, loss scaling)"
-    return "fp32"
+    return describe_precision(args)
 
 
 def device_name(args: TrainingArguments) -> str:

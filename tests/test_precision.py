@@ -1,0 +1,106 @@
+"""Mixed precision and gradient checkpointing for the head method."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from hf_finetune import classification, precision
+from hf_finetune.errors import UserError
+from hf_finetune.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer, transformer_blocks
+from hf_finetune.training import prepare_training_args
+from transformers import TrainingArguments
+
+
+def short_run_argv(model, data, output, *extra) -> list[str]:
+    return [
+        "--model_name_or_path", str(model), "--dataset", str(data), "--balance",
+        "--trainable", "last_block", "--max_steps", "3", "--max_length", "32",
+        "--eval_strategy", "no", "--save_strategy", "no", "--train_eval_samples", "8",
+        "--per_device_eval_batch_size", "64", "--report_to", "none", "--output_dir", str(output), *extra,
+    ]  # fmt: skip
+
+
+# --- precision -------------------------------------------------------------------------------
+
+
+def test_bf16_autocast_check_really_computes_in_bf16():
+    if precision.cpu_bf16_instructions() is None:
+        pytest.skip("this CPU has no native bf16")
+    assert precision.bf16_autocast_runs_on_cpu()
+
+
+def test_bf16_run_on_cpu_says_so_in_the_plan(tiny_gpt2, sms_zip, tmp_path, capsys):
+    if precision.cpu_bf16_instructions() is None:
+        pytest.skip("this CPU has no native bf16")
+    results = classification.main(short_run_argv(tiny_gpt2, sms_zip, tmp_path / "run", "--bf16"))
+    plan = capsys.readouterr().out
+    assert "bf16 mixed precision (autocast on cpu" in plan
+    assert results["test_confusion_matrix"]  # it trained and evaluated
+
+
+def test_bf16_refused_with_the_reason_where_the_cpu_has_no_bf16(tiny_gpt2, sms_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: None)
+    with pytest.raises(UserError, match=r"--bf16: this CPU .* no native bf16 instructions.*fp32"):
+        classification.main(short_run_argv(tiny_gpt2, sms_zip, tmp_path / "run", "--bf16"))
+    assert not (tmp_path / "run").exists(), "nothing may be written for a refused run"
+
+
+def test_accelerate_config_mixed_precision_is_honoured_and_checked(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `mixed_precision: bf16` exports
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
+    assert precision.mixed_precision(args) == "bf16"
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: None)
+    with pytest.raises(UserError, match="mixed_precision: bf16 \\(accelerate config\\)"):
+        precision.check_precision(args)
+
+
+def test_fp32_is_the_default():
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
+    assert precision.describe_precision(args) == "fp32"
+
+
+# --- gradient checkpointing ------------------------------------------------------------------
+
+
+def frozen_body_gradients(model_dir, checkpointing_kwargs):
+    """Gradients of the last block after one backward pass with everything below it frozen."""
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(str(model_dir))
+    model = load_classifier(str(model_dir), ["ham", "spam"], tokenizer)
+    apply_trainable_policy(model, TrainablePolicy.parse("last_block"))
+    model.config.use_cache = False
+    if checkpointing_kwargs is not None:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs)
+        assert model.is_gradient_checkpointing
+    model.train()
+    model.config.resid_pdrop = model.config.attn_pdrop = model.config.embd_pdrop = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = tokenizer(["WINNER! claim your prize", "see you at six"], padding=True, return_tensors="pt")
+    model(**batch, labels=torch.tensor([1, 0])).loss.backward()
+    last_block = transformer_blocks(model)[-1]
+    return {name: parameter.grad for name, parameter in last_block.named_parameters()}
+
+
+def test_checkpointing_with_frozen_body_gives_the_trainable_block_its_gradients(tiny_gpt2):
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none", activation_checkpointing=True)
+    prepare_training_args(args)  # what every recipe does: non-reentrant checkpointing
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    checkpointed = frozen_body_gradients(tiny_gpt2, args.activation_checkpointing_kwargs)
+    plain = frozen_body_gradients(tiny_gpt2, None)
+    for name, gradient in checkpointed.items():
+        assert gradient is not None and gradient.abs().sum() > 0, f"{name} got no gradient"
+        torch.testing.assert_close(gradient, plain[name], rtol=1e-4, atol=1e-6)
+
+
+def test_checkpointed_run_trains_with_cache_off_and_generation_cache_on(tiny_gpt2, sms_zip, tmp_path):
+    output = tmp_path / "run"
+    classification.main(short_run_argv(tiny_gpt2, sms_zip, output, "--gradient_checkpointing"))
+    results = json.loads((output / "all_results.json").read_text())
+    assert results["train_loss"] == results["train_loss"]  # finite, not NaN
+    config = json.loads((output / "config.json").read_text())
+    assert config.get("use_cache", True) is True, "the saved model must use its cache when generating"
