@@ -289,6 +289,14 @@ def answer_questions(model, tokenizer, chat_args: ChatArguments, conversations: 
     return figures
 
 
+def run_config(model_args: ModelArguments, chat_args: ChatArguments, training_args: TrainingArguments) -> dict:
+    """The flags for config.yaml. config_snapshot leaves out every key naming a token (to keep
+    secrets out); these two name token counts and kinds, and a rerun needs them."""
+    config = config_snapshot(model_args, chat_args, training_args)
+    config.update(special_tokens=chat_args.special_tokens, max_new_tokens=chat_args.max_new_tokens)
+    return config
+
+
 def run_chat(
     model_args: ModelArguments,
     chat_args: ChatArguments,
@@ -348,7 +356,7 @@ def run_chat(
             rows,
             histories,
             examples_per_epoch=len(conversations),
-            config=config_snapshot(model_args, chat_args, training_args),
+            config=run_config(model_args, chat_args, training_args),
             title=f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(methods)} method(s)",
         )
     return rows

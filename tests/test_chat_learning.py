@@ -89,6 +89,14 @@ def test_compare_writes_one_table_with_three_measured_rows(tiny_bloom, tmp_path)
     table = (output / "comparison.md").read_text()
     assert sum(line.startswith(("| copy_labels |", "| masked |", "| completion_only |")) for line in table.splitlines()) == 3
     assert (output / "loss.png").is_file() and (output / "loss.pdf").is_file()
+    # The run's config.yaml reruns it: special_tokens and max_new_tokens are kept despite their names.
+    from hf_finetune.arguments import parse_arguments
+    from hf_finetune.chat_training import CHAT_ARGUMENTS
+
+    _, chat_args, _, training_args = parse_arguments(CHAT_ARGUMENTS, ["--config", str(output / "config.yaml")])
+    assert chat_args.compare and chat_args.human_tag == "\n\n### Human:" and training_args.num_train_epochs == 10
+    saved = (output / "config.yaml").read_text()
+    assert "special_tokens: false" in saved and "max_new_tokens: 16" in saved
 
 
 def test_unknown_method_is_one_clear_error(tmp_path, capsys):
