@@ -67,6 +67,12 @@ def test_tiny_bloom_answers_every_training_question_exactly(tiny_bloom, tmp_path
     saved = json.loads((tmp_path / method / "all_results.json").read_text())
     assert saved["methods"][0]["training_exact"] == 5
 
+    # The saved run answers through its own chat template, as a user would ask it.
+    from hf_finetune.chat_answer import answer
+
+    questions = [turns[0].content for turns in spanish_chat.DEMO]
+    assert answer(tmp_path / method, questions) == expected
+
 
 @pytest.mark.slow
 def test_compare_writes_one_table_with_three_measured_rows(tiny_bloom, tmp_path):
