@@ -184,3 +184,24 @@ def test_push_needs_a_repository_name(tmp_path):
     )
     assert result.returncode == 2
     assert "--push_to_hub needs --hub_model_id" in result.stderr
+
+
+def test_unreachable_hub_stops_before_any_training(tmp_path, tiny_gpt2, sms_zip):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    output = tmp_path / "never"
+    result = run_command(
+        [sys.executable, str(PROJECT / "recipes" / "spam.py"), "--model_name_or_path", str(tiny_gpt2),
+         "--dataset", str(sms_zip), "--max_steps", "2", "--output_dir", str(output),
+         "--push_to_hub", "--hub_model_id", "alice/x"],
+        cwd=tmp_path, timeout=300,
+        HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1", HF_TOKEN=TOKEN,
+    )  # fmt: skip
+    assert result.returncode == 2
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("error: --push_to_hub: could not create or reach the repository alice/x")
+    assert "nothing was trained" in message and TOKEN not in result.stderr
+    assert not output.exists()
