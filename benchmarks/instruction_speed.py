@@ -144,6 +144,7 @@ def main() -> None:
     parser.add_argument("--max_new_tokens", type=int, default=32)
     parser.add_argument("--bf16", action="store_true", help="also time ours with bf16 autocast")
     parser.add_argument("--only", choices=("training", "generation"), help="run one of the two comparisons")
+    parser.add_argument("--batch_sizes", default="8", help="generation batch sizes compared with one at a time")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(123)
@@ -190,24 +191,27 @@ def main() -> None:
     model = fresh_model(model_dir).eval()
     prompts = [dict(row) for row in data.splits["test"].select(range(args.generate))]
     timings = {}
-    for batch_size in (1, 8):
+    for batch_size in [1, *(int(size) for size in args.batch_sizes.split(","))]:
         started, cpu_started = time.perf_counter(), time.process_time()
         generate_responses(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, batch_size=batch_size)
         timings[batch_size] = (time.perf_counter() - started, time.process_time() - cpu_started)
         print(f"generation, batch {batch_size}: {args.generate} prompts x {args.max_new_tokens} new tokens "
               f"in {timings[batch_size][0]:.1f} s wall, {timings[batch_size][1]:.1f} s CPU", flush=True)
-    results["generation_seconds_one_at_a_time"] = timings[1][0]
-    results["generation_seconds_batched"] = timings[8][0]
-    results["generation_ratio"] = timings[1][0] / timings[8][0]
-    results["generation_ratio_cpu"] = timings[1][1] / timings[8][1]
+    for batch_size, (seconds, cpu_seconds) in timings.items():
+        if batch_size != 1:
+            results[f"generation_batch{batch_size}_over_one_wall"] = timings[1][0] / seconds
+            results[f"generation_batch{batch_size}_over_one_cpu"] = timings[1][1] / cpu_seconds
     print()
     for key, value in results.items():
         if key.endswith("_over_book_wall"):
             name = key[: -len("_over_book_wall")]
             print(f"training throughput, {name} / book loop (fp32): {value:.2f}x wall clock, "
                   f"{results[name + '_over_book_cpu']:.2f}x per CPU second")
-    print(f"generation, batched / one at a time: {results['generation_ratio']:.2f}x faster wall clock, "
-          f"{results['generation_ratio_cpu']:.2f}x less CPU time")
+    for batch_size in timings:
+        if batch_size != 1:
+            print(f"generation, batch {batch_size} / one at a time: "
+                  f"{results[f'generation_batch{batch_size}_over_one_wall']:.2f}x faster wall clock, "
+                  f"{results[f'generation_batch{batch_size}_over_one_cpu']:.2f}x less CPU time")
     print(json.dumps({key: round(value, 3) for key, value in results.items()}))
 
 

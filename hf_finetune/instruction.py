@@ -66,7 +66,7 @@ class InstructionArguments:
     sample_max_new_tokens: int = field(
         default=64, metadata={"help": "Most tokens generated for the fixed validation example at each evaluation."}
     )
-    generation_batch_size: int = field(default=8, metadata={"help": "Test prompts generated per batch."})
+    generation_batch_size: int = field(default=16, metadata={"help": "Test prompts generated per batch."})
     train_eval_samples: int = field(
         default=40, metadata={"help": "Training examples whose loss is measured at each evaluation."}
     )
