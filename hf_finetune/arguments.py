@@ -181,6 +181,11 @@ def parse_arguments(
         raise UserError(f"conflicting or invalid flags: {message}") from None
 
 
+def _is_secret(key: str) -> bool:
+    """hub_token and the like; not max_new_tokens or special_tokens."""
+    return key == "token" or key.endswith("_token")
+
+
 def config_snapshot(*arguments) -> dict:
     """A flat mapping of the run's flags, reusable with --config: every field of the project's
     argument dataclasses, and the TrainingArguments that differ from their defaults. Fields
@@ -192,7 +197,7 @@ def config_snapshot(*arguments) -> dict:
             values = {k: v for k, v in item.to_dict().items() if v != reference.get(k) and not k.startswith("_")}
         else:
             values = asdict(item)
-        snapshot.update({k: v for k, v in values.items() if "token" not in k and k != "config"})
+        snapshot.update({k: v for k, v in values.items() if not _is_secret(k) and k != "config"})
     return snapshot
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import SequentialSampler
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .errors import UserError
 from .precision import check_precision, describe_precision
@@ -23,9 +24,33 @@ class EvaluateAtEpochEnd(TrainerCallback):
         return control
 
 
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches whose order depends only on (seed, epoch), as accelerate's seedable
+    sampler does for random batches, so a run resumed mid-epoch sees the same order."""
+
+    def __init__(self, *args, seed: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()
+
+
 class OrderedEvalTrainer(Trainer):
     """A Trainer whose evaluation keeps dataset order even when training groups by length,
     so predictions can be matched back to their texts."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler = EpochSeededLengthGroupedSampler(sampler.batch_size, lengths=sampler.lengths, seed=seed)
+        return sampler
 
     def _get_eval_sampler(self, eval_dataset):
         if eval_dataset is None or self.args.world_size > 1:
@@ -44,7 +69,9 @@ def guard_output_dir(output_dir: str, overwrite: bool) -> None:
 
 
 def prepare_training_args(args: TrainingArguments) -> None:
-    """Settings every recipe wants whatever the user passed."""
+    """Settings every recipe wants whatever the user passed. Call it before loading the model:
+    it seeds the RNGs, so that new weights (a classification head) are the same in every run."""
+    set_seed(args.seed)
     if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
         # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
         # transformers 5 reads activation_checkpointing_kwargs; gradient_* is its deprecated mirror.
