@@ -32,6 +32,7 @@ from .chat_results import write_chat_results
 from .chat_trainer import TargetLogitsTrainer, supports_target_logits
 from .errors import UserError, run_cli
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_causal_lm, load_tokenizer
+from .reliability import save_final_model, train_reliably
 from .training import device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
@@ -193,6 +194,7 @@ def train_method(
     chat_args: ChatArguments,
     training_args: TrainingArguments,
     output_dir: str,
+    skip_nonfinite_batches: bool = False,
 ) -> tuple[dict, object, object]:
     """Train one method from the starting weights; returns its figures, model and tokenizer."""
     form = chat_args.form()
@@ -252,7 +254,7 @@ def train_method(
             training_questions(conversations, chat_args.report_examples), form, chat_args.max_new_tokens
         )
         trainer.add_callback(tracker)
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = train_reliably(trainer, trainer.args, skip_nonfinite_batches)
     losses = [entry for entry in trainer.state.log_history if "loss" in entry]
     figures = {
         "method": method,
@@ -267,7 +269,7 @@ def train_method(
         "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
         "history": [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses],
     }
-    trainer.save_model(output_dir)
+    save_final_model(trainer, output_dir)
     return figures, trainer.model, tokenizer
 
 
@@ -342,7 +344,9 @@ def run_chat(
     rows, histories = [], {}
     for method in methods:
         folder = str(Path(training_args.output_dir) / method) if len(methods) > 1 else training_args.output_dir
-        figures, model, method_tokenizer = train_method(method, conversations, model_args, chat_args, training_args, folder)
+        figures, model, method_tokenizer = train_method(
+            method, conversations, model_args, chat_args, training_args, folder, run_args.skip_nonfinite_batches
+        )
         trainable, total = count_parameters(model)
         figures.update(trainable_parameters=trainable, total_parameters=total)
         figures.update(answer_questions(model, method_tokenizer, chat_args, conversations))
