@@ -9,6 +9,8 @@ so the peak resident memory of one does not hide another's:
 "peak" is the process's peak resident memory over the timed steps (Linux VmHWM, reset after a
 warm-up step, which also allocates the optimizer state); "transient" is that peak minus the
 memory resident before the steps: what the activations and gradients of a step add.
+"CPU" is the process's CPU time per step (all threads): on a machine shared with other jobs it
+moves far less than the wall-clock step time.
 Prints one line per setting and the ratios against fp32 without checkpointing.
 """
 
@@ -57,23 +59,24 @@ def measure(model_dir: str, setting: dict, steps: int, batch: int, tokens: int) 
     labels = torch.randint(0, 2, (batch,))
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if setting["bf16"] else nullcontext()
 
-    def step() -> float:
-        started = time.perf_counter()
+    def step() -> tuple[float, float]:
+        started, cpu_started = time.perf_counter(), time.process_time()
         with autocast:
             loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.process_time() - cpu_started
 
     step()  # warm-up: allocates the optimizer state and the allocator's caches
     resting = resident_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
-    times = [step() for _ in range(steps)]
+    wall, cpu = zip(*(step() for _ in range(steps)))
     peak = resident_kib("VmHWM")
     return {
-        "step_seconds": statistics.median(times),
-        "tokens_per_second": batch * tokens / statistics.median(times),
+        "step_seconds": statistics.median(wall),
+        "step_cpu_seconds": statistics.median(cpu),
+        "tokens_per_second": batch * tokens / statistics.median(wall),
         "peak_mib": peak / 1024,
         "transient_mib": (peak - resting) / 1024,
     }
@@ -119,7 +122,8 @@ def main() -> None:
             )  # fmt: skip
             results[name] = json.loads(output.stdout.strip().splitlines()[-1])
             r = results[name]
-            print(f"{name:22s} step {r['step_seconds']:6.2f} s  {r['tokens_per_second']:6.0f} tokens/s  "
+            print(f"{name:22s} step {r['step_seconds']:6.2f} s (CPU {r['step_cpu_seconds']:6.2f} s)  "
+                  f"{r['tokens_per_second']:6.0f} tokens/s  "
                   f"peak {r['peak_mib']:7.0f} MiB  transient {r['transient_mib']:6.0f} MiB", flush=True)
 
     base = results["fp32"]
@@ -128,6 +132,7 @@ def main() -> None:
         if name == "fp32":
             continue
         print(f"{name:22s} step time x{r['step_seconds'] / base['step_seconds']:.2f}  "
+              f"step CPU time x{r['step_cpu_seconds'] / base['step_cpu_seconds']:.2f}  "
               f"peak memory x{r['peak_mib'] / base['peak_mib']:.2f}  "
               f"transient memory x{r['transient_mib'] / base['transient_mib']:.2f}")
 
