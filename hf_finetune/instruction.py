@@ -25,6 +25,7 @@ from .judge import judge_responses
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_causal_lm, load_tokenizer
 from .results import history_from_log
 from .sources import load_source
+from .reliability import save_final_model, train_reliably
 from .training import (
     EvaluateAtEpochEnd,
     OrderedEvalTrainer,
@@ -227,7 +228,7 @@ def train_instructions(
     )
     initial = trainer.evaluate() if training_args.eval_strategy != "no" else {}
     started = time.time()
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
     training_seconds = time.time() - started
     history = history_from_log(trainer.state.log_history, len(encoded["train"]))
     final = last_evaluation(history, trainer.state.global_step)
@@ -237,7 +238,7 @@ def train_instructions(
     if initial:
         history.insert(0, {"step": 0, "epoch": 0.0, "examples_seen": 0,
                            **{k: v for k, v in initial.items() if k.endswith("_loss")}})
-    trainer.save_model(training_args.output_dir)
+    save_final_model(trainer, training_args.output_dir)
 
     results: dict = {
         "train_runtime_seconds": round(training_seconds, 2),
