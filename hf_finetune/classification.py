@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+from transformers import DataCollatorWithPadding, TrainingArguments
 
 from .arguments import (
     CLASSIFICATION_ARGUMENTS,
@@ -89,7 +89,6 @@ def train_classifier(
     data = load_classification_data(data_args, training_args)
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
-    set_seed(training_args.seed)  # the new head (and LoRA) weights are drawn now, before Trainer seeds
     model = load_classifier(model_args.model_name_or_path, data.label_names, tokenizer, model_args.trust_remote_code)
     if lora_args.use_peft:
         model = apply_lora(model, lora_args)

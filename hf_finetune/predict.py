@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification
+from transformers import AutoConfig
 
 from .errors import UserError, run_cli
+from .lora import load_sequence_classifier
 from .label_token_predict import LABEL_TOKEN_FILE, label_token_predictor
 from .modeling import load_tokenizer
 
@@ -29,9 +30,7 @@ BATCH_SIZE = 32
 
 def head_predictor(run_dir: Path) -> Predictor:
     tokenizer = load_tokenizer(str(run_dir))
-    from .lora import load_sequence_classifier  # a full model or a LoRA adapter run
-
-    model = load_sequence_classifier(run_dir).eval()
+    model = load_sequence_classifier(run_dir).eval()  # a full model or a LoRA adapter run
     labels = model.config.id2label
 
     @torch.inference_mode()
