@@ -8,8 +8,8 @@ import shutil
 from conftest import python_module
 
 
-def test_tiny_gpt2_learns_rotten_tomatoes_in_one_epoch(tmp_path, tiny_gpt2, rt_folder):
-    # All 8530 training texts for one epoch, the whole test split; a small validation split,
+def test_tiny_gpt2_reaches_70_percent_test_accuracy_in_two_epochs(tmp_path, tiny_gpt2, rt_folder):
+    # All 8530 training texts for two epochs, the whole test split; a small validation split,
     # since nothing is evaluated during this run.
     data = tmp_path / "rt"
     data.mkdir()
@@ -22,15 +22,13 @@ def test_tiny_gpt2_learns_rotten_tomatoes_in_one_epoch(tmp_path, tiny_gpt2, rt_f
     done = python_module(
         "hf_finetune.sft", "--dataset", str(data), "--class_names", "neg,pos",
         "--model_name_or_path", str(tiny_gpt2), "--output_dir", str(output),
-        "--trainable", "all", "--learning_rate", "1e-3", "--warmup_steps", "20",
-        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "256", "--num_train_epochs", "1",
+        "--trainable", "all", "--learning_rate", "5e-4", "--warmup_steps", "20",
+        "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "256", "--num_train_epochs", "2",
         "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "50", "--disable_tqdm", "true",
         timeout=1800,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((output / "all_results.json").read_text())
-    # Chance is 0.5. Two runs of this setting measured 0.682 and above 0.60; batch 16 gave 0.723
-    # once and 0.604 once (the plateau at the loss of guessing ends at a different step each run),
-    # so the bar is below the 0.70 target.
-    assert results["test_accuracy"] >= 0.60, results["test_accuracy"]
+    # Chance is 0.5; a run of this setting measured 0.781 (validation 0.739).
+    assert results["test_accuracy"] >= 0.70, results["test_accuracy"]
     assert results["test_format_adherence"] >= 0.9
