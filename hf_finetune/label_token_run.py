@@ -25,6 +25,7 @@ from .metrics import classification_metrics
 from .modeling import TrainablePolicy, count_parameters, load_causal_lm, load_tokenizer
 from .preparation import SPLITS
 from .results import atomic_write_json, history_from_log, markdown_table
+from .reliability import save_final_model, train_reliably
 from .training import EvaluateAtEpochEnd, device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 METHODS = ("label-token", "head")
@@ -123,7 +124,7 @@ def train_label_token(
         pad_token_id=tokenizer.pad_token_id,
     )
     started = time.time()
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
     training_seconds = time.time() - started
 
     results: dict = {"train_runtime_seconds": round(training_seconds, 2), "train_loss": train_result.training_loss}
@@ -137,7 +138,7 @@ def train_label_token(
             results[f"{prefix}_{key}"] = value
         results[f"{prefix}_format_adherence"] = format_adherence(best_next, label_words)
         results[f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
-    trainer.save_model(training_args.output_dir)
+    save_final_model(trainer, training_args.output_dir)
 
     if trainer.is_world_process_zero():
         folder = Path(training_args.output_dir)
