@@ -97,9 +97,9 @@ def load_source(
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1] or Path(name).suffix in (
-        FILE_FORMATS.keys() | {".zip", ".txt"}
-    )
+    """Hub ids are 'name' or 'owner/name'; more slashes, a leading ./ or ~, or a file suffix mean a path."""
+    suffixes = FILE_FORMATS.keys() | {".zip", ".txt"}
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).suffix.lower() in suffixes
 
 
 def _load_registered(
