@@ -70,14 +70,14 @@ def build(options, side: str, split: str, limit: int | None):
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
 
     from hf_finetune.label_token import LabelTokenCollator, encode_label_token, resolve_label_words
-    from hf_finetune.label_token_model import LabelTokenTrainer, apply_label_token_policy, label_token_metrics
-    from hf_finetune.modeling import TrainablePolicy, load_tokenizer
+    from hf_finetune.label_token_model import LabelTokenTrainer, label_token_metrics
+    from hf_finetune.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
 
     torch.manual_seed(0)
     tokenizer = load_tokenizer(options.tokenizer)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer)))
     model.config.pad_token_id = tokenizer.pad_token_id
-    apply_label_token_policy(model, TrainablePolicy.parse(options.trainable))
+    apply_causal_lm_policy(model, TrainablePolicy.parse(options.trainable))
     words = resolve_label_words(tokenizer, ["neg", "pos"])
     texts, labels = load_texts(Path(options.data), split, limit)
     args = TrainingArguments(

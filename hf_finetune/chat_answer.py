@@ -14,22 +14,20 @@ import json
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from .errors import UserError, run_cli
 from .modeling import load_tokenizer
 from .predict import read_texts
+from .saved_runs import load_causal_lm_run, require_saved_run
 
 
 @torch.inference_mode()
 def answer(run_dir: str | Path, questions: list[str], max_new_tokens: int = 32) -> list[str]:
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a saved run (no config.json); pass the --output_dir of a finished run.")
+    run_dir = require_saved_run(run_dir)
     tokenizer = load_tokenizer(str(run_dir))
     if not tokenizer.chat_template:
         raise UserError(f"{run_dir} has no chat template; it was not trained by recipes/spanish_chat.py.")
-    model = AutoModelForCausalLM.from_pretrained(run_dir).eval()
+    model = load_causal_lm_run(run_dir).eval()  # a full model or a LoRA adapter run
     prompts = [
         tokenizer.apply_chat_template(
             [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True

@@ -37,7 +37,9 @@ def target_logits_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[to
 
 
 def supports_target_logits(model) -> bool:
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+    # A PEFT model passes extra keywords on to the model it wraps.
+    inner = model.get_base_model() if hasattr(model, "peft_config") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 class TargetLogitsTrainer(Trainer):

@@ -16,6 +16,7 @@ import yaml
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
 from .arguments import ModelArguments, RunArguments, config_snapshot, parse_arguments
+from .cards import chat_card
 from .chat_data import ASSISTANT, USER, ChatForm, Conversation, Turn, load_conversations
 from .chat_encoding import (
     COMPLETION_ONLY,
@@ -31,8 +32,10 @@ from .chat_encoding import (
 from .chat_results import write_chat_results
 from .chat_trainer import TargetLogitsTrainer, supports_target_logits
 from .errors import UserError, run_cli
-from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_causal_lm, load_tokenizer
-from .reliability import save_final_model, train_reliably
+from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
+from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
+from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
+from .reliability import train_reliably
 from .training import device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
@@ -96,7 +99,7 @@ class ChatArguments:
         return METHODS if self.compare else (self.method,)
 
 
-CHAT_ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments)
+CHAT_ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 @dataclass
@@ -194,14 +197,19 @@ def train_method(
     chat_args: ChatArguments,
     training_args: TrainingArguments,
     output_dir: str,
+    lora_args: LoraArguments,
     skip_nonfinite_batches: bool = False,
-) -> tuple[dict, object, object]:
-    """Train one method from the starting weights; returns its figures, model and tokenizer."""
+) -> tuple[dict, Trainer, object]:
+    """Train one method from the starting weights; returns its figures, trainer and tokenizer."""
     form = chat_args.form()
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code, padding_side="right")
     tokenizer.chat_template = chat_template(form)
     model = load_causal_lm(model_args.model_name_or_path, tokenizer, model_args.trust_remote_code)
-    apply_trainable_policy(model, TrainablePolicy.parse(model_args.trainable))
+    if lora_args.use_peft:
+        model = apply_lora(model, lora_args)
+        what_trains = describe_lora(model)
+    else:
+        what_trains = apply_causal_lm_policy(model, TrainablePolicy.parse(model_args.trainable))
     model.config.use_cache = False
 
     counts: dict = {}
@@ -219,12 +227,13 @@ def train_method(
         data = conversation_records(conversations) if as_messages else prompt_completion_records(
             conversations, form, tokenizer
         )
-        trainer = SFTTrainer(
-            model=model,
-            args=sft_config_from(training_args, output_dir, chat_args.max_length, as_messages),
-            train_dataset=data,
-            processing_class=tokenizer,
-        )
+        with repo_creation_reported(training_args):
+            trainer = SFTTrainer(
+                model=model,
+                args=sft_config_from(training_args, output_dir, chat_args.max_length, as_messages),
+                train_dataset=data,
+                processing_class=tokenizer,
+            )
         labels = trainer.train_dataset["labels"]
         if not labels:  # TRL drops the examples that truncation left without a target
             raise UserError(f"--max_length {chat_args.max_length} leaves no conversation with an answer token to learn.")
@@ -240,13 +249,15 @@ def train_method(
             raise UserError(f"--max_length {chat_args.max_length} leaves no conversation with an answer token to learn.")
         fast = chat_args.target_logits_only and supports_target_logits(model)
         counts["loss_computation"] = "logits at targets only" if fast else "full logits"
-        trainer = (TargetLogitsTrainer if fast else Trainer)(
-            model=model,
-            args=_train_args_for(training_args, output_dir),
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
-        )
+        with repo_creation_reported(training_args):
+            trainer = (TargetLogitsTrainer if fast else Trainer)(
+                model=model,
+                args=_train_args_for(training_args, output_dir),
+                train_dataset=dataset,
+                processing_class=tokenizer,
+                data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100),
+            )
+    defer_push_to_end(trainer)
 
     tracker = None
     if chat_args.answers_every_epoch:
@@ -268,9 +279,11 @@ def train_method(
         "first_epoch_all_answers_exact": tracker.first_epoch_all_exact() if tracker else None,
         "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
         "history": [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses],
+        "trainable": what_trains,
     }
-    save_final_model(trainer, output_dir)
-    return figures, trainer.model, tokenizer
+    figures["trainable_parameters"], figures["total_parameters"] = count_parameters(trainer.model)
+    save_trained_model(trainer, output_dir, model_args.model_name_or_path, lora_args)
+    return figures, trainer, tokenizer
 
 
 def answer_questions(model, tokenizer, chat_args: ChatArguments, conversations: list[Conversation]) -> dict:
@@ -291,10 +304,12 @@ def answer_questions(model, tokenizer, chat_args: ChatArguments, conversations: 
     return figures
 
 
-def run_config(model_args: ModelArguments, chat_args: ChatArguments, training_args: TrainingArguments) -> dict:
+def run_config(
+    model_args: ModelArguments, chat_args: ChatArguments, training_args: TrainingArguments, lora_args: LoraArguments
+) -> dict:
     """The flags for config.yaml. config_snapshot leaves out every key naming a token (to keep
     secrets out); these two name token counts and kinds, and a rerun needs them."""
-    config = config_snapshot(model_args, chat_args, training_args)
+    config = config_snapshot(model_args, chat_args, training_args, lora_args)
     config.update(special_tokens=chat_args.special_tokens, max_new_tokens=chat_args.max_new_tokens)
     return config
 
@@ -304,11 +319,19 @@ def run_chat(
     chat_args: ChatArguments,
     run_args: RunArguments,
     training_args: TrainingArguments,
+    lora_args: LoraArguments | None = None,
     demo: list[Conversation] | None = None,
 ) -> list[dict]:
+    lora_args = lora_args or LoraArguments()
     methods = chat_args.methods()
+    if training_args.push_to_hub and len(methods) > 1:
+        raise UserError("--push_to_hub publishes one model, and --compare trains three; push a single --method.")
     guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
     prepare_training_args(training_args)
+    prepare_hub_push(training_args)
+    TrainablePolicy.parse(model_args.trainable)  # a bad value fails now, not after loading data
+    # Before any Trainer exists: building the reference TrainingArguments resets accelerate's state.
+    config = run_config(model_args, chat_args, training_args, lora_args)
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     form = chat_args.form()
     if chat_args.dataset:
@@ -332,7 +355,9 @@ def run_chat(
             + (", bos after each assistant tag" if form.bos_after_assistant_tag else "")
             + ", eos closes each answer",
             "max length": chat_args.max_length or "none (no truncation)",
-            "trainable": TrainablePolicy.parse(model_args.trainable).describe(),
+            "trainable": f"LoRA adapters (r={lora_args.lora_r}, alpha={lora_args.lora_alpha})"
+            if lora_args.use_peft
+            else f"--trainable {model_args.trainable} (each method's row says exactly what trained)",
             "held-out": chat_args.heldout_question or "none",
             "device": device_name(training_args),
             "precision": precision_name(training_args),
@@ -344,15 +369,14 @@ def run_chat(
     rows, histories = [], {}
     for method in methods:
         folder = str(Path(training_args.output_dir) / method) if len(methods) > 1 else training_args.output_dir
-        figures, model, method_tokenizer = train_method(
-            method, conversations, model_args, chat_args, training_args, folder, run_args.skip_nonfinite_batches
+        figures, trainer, method_tokenizer = train_method(
+            method, conversations, model_args, chat_args, training_args, folder, lora_args, run_args.skip_nonfinite_batches
         )
-        trainable, total = count_parameters(model)
-        figures.update(trainable_parameters=trainable, total_parameters=total)
-        figures.update(answer_questions(model, method_tokenizer, chat_args, conversations))
+        figures.update(answer_questions(trainer.model, method_tokenizer, chat_args, conversations))
         histories[method] = figures.pop("history")
         rows.append(figures)
-        del model
+        if method != methods[-1]:
+            del trainer  # free its model before the next method loads one
 
     if training_args.process_index == 0:
         write_chat_results(
@@ -360,15 +384,18 @@ def run_chat(
             rows,
             histories,
             examples_per_epoch=len(conversations),
-            config=run_config(model_args, chat_args, training_args),
+            config=config,
             title=f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(methods)} method(s)",
         )
+    if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
+        [row] = rows
+        push_run(trainer, chat_card(model_args.model_name_or_path, origin, row, row["trainable"], trainer.args))
     return rows
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None, demo: list[Conversation] | None = None) -> list[dict]:
-    model_args, chat_args, run_args, training_args = parse_arguments(CHAT_ARGUMENTS, argv, defaults)
-    return run_chat(model_args, chat_args, run_args, training_args, demo)
+    model_args, chat_args, run_args, training_args, lora_args = parse_arguments(CHAT_ARGUMENTS, argv, defaults)
+    return run_chat(model_args, chat_args, run_args, training_args, lora_args, demo)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,13 @@ from .arguments import (
 )
 from .encoding import context_length, encode_for_head
 from .errors import run_cli
-from .hub import classification_card, defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
-from .lora import LoraArguments, apply_lora, describe_lora, save_lora_run
+from .cards import classification_card
+from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
+from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .metrics import classification_metrics
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_classifier, load_tokenizer
 from .preparation import SPLITS, ClassificationData, prepare_classification
-from .reliability import save_final_model, train_reliably
+from .reliability import train_reliably
 from .results import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from .sources import load_source
 from .training import (
@@ -92,7 +93,7 @@ def train_classifier(
     model = load_classifier(model_args.model_name_or_path, data.label_names, tokenizer, model_args.trust_remote_code)
     if lora_args.use_peft:
         model = apply_lora(model, lora_args)
-        what_trains = describe_lora(model, lora_args)
+        what_trains = describe_lora(model)
     else:
         apply_trainable_policy(model, policy)
         what_trains = policy.describe()
@@ -143,7 +144,6 @@ def train_classifier(
     started, cpu_started = time.time(), time.process_time()
     train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
     training_seconds, training_cpu_seconds = time.time() - started, time.process_time() - cpu_started
-    model.config.use_cache = True  # the saved model generates with its cache
 
     results: dict = {
         "train_runtime_seconds": round(training_seconds, 2),
@@ -157,10 +157,7 @@ def train_classifier(
         predictions[split] = probabilities
         for key, value in classification_metrics(output.label_ids, probabilities.argmax(-1), data.label_names).items():
             results[f"{SPLIT_PREFIX[split]}_{key}"] = value
-    if lora_args.use_peft:
-        save_lora_run(trainer, training_args.output_dir, model_args.model_name_or_path, lora_args.merge_adapters)
-    else:
-        save_final_model(trainer, training_args.output_dir)
+    save_trained_model(trainer, training_args.output_dir, model_args.model_name_or_path, lora_args)
 
     if trainer.is_world_process_zero():
         write_classification_results(

@@ -15,12 +15,13 @@ import argparse
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig
 
 from .errors import UserError, run_cli
 from .instruction_data import SECTION_HEADERS, RESPONSE_HEADER
 from .instruction_encoding import prompt_ids
 from .modeling import load_tokenizer
+from .saved_runs import is_causal_lm_run, load_causal_lm_run, require_saved_run
 
 DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_BATCH_SIZE = 8
@@ -111,17 +112,15 @@ def generate_responses(
 
 def load_generator(run_dir: str | Path):
     """(model, tokenizer) of a saved instruction-tuned run."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a saved run (no config.json); pass the --output_dir of a finished run.")
-    architectures = AutoConfig.from_pretrained(run_dir).architectures or []
-    if not any(name.endswith(("ForCausalLM", "LMHeadModel")) for name in architectures):
+    run_dir = require_saved_run(run_dir)
+    if not is_causal_lm_run(run_dir):
+        architectures = AutoConfig.from_pretrained(run_dir).architectures or []
         raise UserError(
             f"{run_dir} holds a {', '.join(architectures) or 'model'}, not a causal LM that can generate; "
             f"use python -m hf_finetune.predict for classifiers."
         )
     tokenizer = load_tokenizer(str(run_dir), padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(run_dir).eval()
+    model = load_causal_lm_run(run_dir).eval()  # a full model or a LoRA adapter run
     return model, tokenizer
 
 

@@ -16,16 +16,19 @@ import torch.nn.functional as F
 from transformers import TrainerCallback, TrainingArguments
 
 from .arguments import ModelArguments, RunArguments, config_snapshot, parse_arguments
+from .cards import instruction_card
 from .errors import UserError, run_cli
 from .generate import DEFAULT_MAX_NEW_TOKENS, generate_responses
+from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .instruction_data import InstructionData, format_prompt, prepare_instructions
 from .instruction_encoding import IGNORE_INDEX, InstructionCollator, encode_instructions
 from .instruction_results import rouge_l, write_instruction_results
 from .judge import judge_responses
-from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_causal_lm, load_tokenizer
+from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
+from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
 from .results import history_from_log
 from .sources import load_source
-from .reliability import save_final_model, train_reliably
+from .reliability import train_reliably
 from .training import (
     EvaluateAtEpochEnd,
     OrderedEvalTrainer,
@@ -80,7 +83,7 @@ class InstructionArguments:
     judge_model: str = field(default="llama3", metadata={"help": "Model name the judge server runs."})
 
 
-INSTRUCTION_ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, TrainingArguments)
+INSTRUCTION_ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, TrainingArguments, LoraArguments)
 
 # Architectures whose logits are exactly `output_embeddings(base_model(...).last_hidden_state)`,
 # so the LM head can be applied to the label positions only.
@@ -99,27 +102,25 @@ class InstructionTrainer(OrderedEvalTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         unwrapped = self.accelerator.unwrap_model(model)
-        if not self._plain_lm_head(unwrapped) or "labels" not in inputs:
+        # LoRA layers sit inside the model's own modules: its body and head run with the adapters.
+        lm = unwrapped.get_base_model() if hasattr(unwrapped, "peft_config") else unwrapped
+        if not self._plain_lm_head(lm) or "labels" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs["labels"][:, 1:]
         # The model's own forward is bypassed, so the mixed-precision autocast accelerate puts around it is too.
         with self.accelerator.autocast():
-            hidden = unwrapped.base_model(
+            hidden = lm.base_model(
                 input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
             ).last_hidden_state[:, :-1]
             keep = labels != IGNORE_INDEX
-            logits = unwrapped.get_output_embeddings()(hidden[keep])
+            logits = lm.get_output_embeddings()(hidden[keep])
         loss = F.cross_entropy(logits.float(), labels[keep])
         return (loss, {"loss": loss}) if return_outputs else loss
 
 
-    def _plain_lm_head(self, unwrapped) -> bool:
-        # Distributed wrappers (DDP, FSDP) and adapters (PEFT) must see their own forward.
-        return (
-            self.args.world_size == 1
-            and getattr(unwrapped, "peft_config", None) is None
-            and getattr(unwrapped.config, "model_type", None) in PLAIN_LM_HEAD
-        )
+    def _plain_lm_head(self, lm) -> bool:
+        # Distributed wrappers (DDP, FSDP) must see their own forward to synchronise.
+        return self.args.world_size == 1 and getattr(lm.config, "model_type", None) in PLAIN_LM_HEAD
 
 
 class LogValidationResponse(TrainerCallback):
@@ -175,17 +176,29 @@ def check_arguments(data_args: InstructionArguments, training_args: TrainingArgu
 
 
 def train_instructions(
-    model_args: ModelArguments, data_args: InstructionArguments, run_args: RunArguments, training_args: TrainingArguments
+    model_args: ModelArguments,
+    data_args: InstructionArguments,
+    run_args: RunArguments,
+    training_args: TrainingArguments,
+    lora_args: LoraArguments | None = None,
 ) -> dict:
+    lora_args = lora_args or LoraArguments()
     guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
     prepare_training_args(training_args)
+    prepare_hub_push(training_args)
     check_arguments(data_args, training_args)
+    # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
+    config = config_snapshot(model_args, data_args, training_args, lora_args)
     policy = TrainablePolicy.parse(model_args.trainable)
     data = load_instruction_data(data_args, training_args)
 
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     model = load_causal_lm(model_args.model_name_or_path, tokenizer, model_args.trust_remote_code)
-    apply_trainable_policy(model, policy)
+    if lora_args.use_peft:
+        model = apply_lora(model, lora_args)
+        what_trains = describe_lora(model)
+    else:
+        what_trains = apply_causal_lm_policy(model, policy)
     model.config.use_cache = False
     trainable, total = count_parameters(model)
 
@@ -207,7 +220,7 @@ def train_instructions(
             "data": "; ".join(data.notes),
             "sizes": ", ".join(f"{k} {v}" for k, v in data.sizes().items()),
             "max length": f"{data_args.max_length} tokens ({touched})",
-            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {policy.describe()}",
+            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
             "device": device_name(training_args),
             "precision": precision_name(training_args),
             "judge": data_args.judge_url or "none (nothing is sent anywhere)",
@@ -217,15 +230,17 @@ def train_instructions(
     )
 
     sampler = LogValidationResponse(validation_entry, tokenizer, data_args.sample_max_new_tokens)
-    trainer = InstructionTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset={"validation": encoded["validation"], "train": train_sample},
-        processing_class=tokenizer,
-        data_collator=InstructionCollator(tokenizer.pad_token_id),
-        callbacks=[EvaluateAtEpochEnd(), sampler],
-    )
+    with repo_creation_reported(training_args):
+        trainer = InstructionTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=encoded["train"],
+            eval_dataset={"validation": encoded["validation"], "train": train_sample},
+            processing_class=tokenizer,
+            data_collator=InstructionCollator(tokenizer.pad_token_id),
+            callbacks=[EvaluateAtEpochEnd(), sampler],
+        )
+    defer_push_to_end(trainer)
     initial = trainer.evaluate() if training_args.eval_strategy != "no" else {}
     started = time.time()
     train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
@@ -238,7 +253,7 @@ def train_instructions(
     if initial:
         history.insert(0, {"step": 0, "epoch": 0.0, "examples_seen": 0,
                            **{k: v for k, v in initial.items() if k.endswith("_loss")}})
-    save_final_model(trainer, training_args.output_dir)
+    save_trained_model(trainer, training_args.output_dir, model_args.model_name_or_path, lora_args)
 
     results: dict = {
         "train_runtime_seconds": round(training_seconds, 2),
@@ -251,47 +266,54 @@ def train_instructions(
         "truncation": counts,
         "sizes": data.sizes(),
     }
-    if not trainer.is_world_process_zero():
-        return results
+    if trainer.is_world_process_zero():
+        answered = answer_test_split(trainer.model, tokenizer, data.splits["test"], data_args)
+        responses = answered.pop("responses")
+        results.update(answered)
+        write_instruction_results(
+            Path(training_args.output_dir),
+            results,
+            history,
+            responses,
+            sampler.samples,
+            tokens_per_epoch,
+            config=config,
+            title=f"{model_args.model_name_or_path} instruction-tuned on {data_args.dataset}",
+            report_examples=data_args.report_examples,
+        )
+    if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
+        card = trainer.is_world_process_zero() and instruction_card(
+            model_args.model_name_or_path, data, results, what_trains, data_args.mask_prompt, training_args
+        )
+        push_run(trainer, card or "")
+    return results
 
-    test = data.splits["test"]
+
+def answer_test_split(model, tokenizer, test, data_args: InstructionArguments) -> dict:
+    """Greedy answers to the test entries, their ROUGE-L (and judge) scores, and the time taken."""
     entries = [dict(row) for row in test]
     started = time.time()
     answers = generate_responses(
-        trainer.model, tokenizer, entries, max_new_tokens=data_args.max_new_tokens,
-        batch_size=data_args.generation_batch_size,
+        model, tokenizer, entries, max_new_tokens=data_args.max_new_tokens, batch_size=data_args.generation_batch_size
     )
-    results["test_generation_seconds"] = round(time.time() - started, 2)
+    figures: dict = {"test_generation_seconds": round(time.time() - started, 2)}
     responses = [{**entry, "model_response": answer} for entry, answer in zip(entries, answers)]
     scores, how = rouge_l(answers, [entry["output"] for entry in entries])
     for row, score in zip(responses, scores):
         row["rougeL"] = round(score, 4)
-    results["test_rougeL"] = sum(scores) / len(scores)
-    results["rouge_implementation"] = how
+    figures.update(test_rougeL=sum(scores) / len(scores), rouge_implementation=how)
     if data_args.judge_url:
         judged, summary = judge_responses(data_args.judge_url, data_args.judge_model, responses)
         for row, score in zip(responses, judged):
             row["judge_score"] = score
-        results.update(summary)
-    print(f"test ROUGE-L {results['test_rougeL']:.4f} ({how})", flush=True)
-
-    write_instruction_results(
-        Path(training_args.output_dir),
-        results,
-        history,
-        responses,
-        sampler.samples,
-        tokens_per_epoch,
-        config=config_snapshot(model_args, data_args, training_args),
-        title=f"{model_args.model_name_or_path} instruction-tuned on {data_args.dataset}",
-        report_examples=data_args.report_examples,
-    )
-    return results
+        figures.update(summary)
+    print(f"test ROUGE-L {figures['test_rougeL']:.4f} ({how})", flush=True)
+    return {**figures, "responses": responses}
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, run_args, training_args = parse_arguments(INSTRUCTION_ARGUMENTS, argv, defaults)
-    return train_instructions(model_args, data_args, run_args, training_args)
+    model_args, data_args, run_args, training_args, lora_args = parse_arguments(INSTRUCTION_ARGUMENTS, argv, defaults)
+    return train_instructions(model_args, data_args, run_args, training_args, lora_args)
 
 
 if __name__ == "__main__":

@@ -16,30 +16,7 @@ from transformers import PreTrainedModel
 
 from .label_token import IGNORE_INDEX, LabelWords
 from .metrics import classification_metrics
-from .modeling import TrainablePolicy, apply_trainable_policy
 from .training import OrderedEvalTrainer
-
-
-def head_is_tied(model: PreTrainedModel) -> bool:
-    output, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
-    return output is not None and embeddings is not None and output.weight is embeddings.weight
-
-
-def apply_label_token_policy(model: PreTrainedModel, policy: TrainablePolicy) -> str:
-    """`--trainable` for a causal LM that keeps its LM head; returns what trains, for the plan.
-
-    'last_block'/'last_blocks:N': the blocks and the final norm, plus the LM head only when it
-    has its own weights. A tied head (GPT-2) is the input embedding matrix: training it would
-    train every input embedding too (38M of GPT-2's 124M parameters), so it stays frozen.
-    'head' trains the LM head, tied or not; 'all' trains everything.
-    """
-    apply_trainable_policy(model, policy)
-    if policy.kind != "last_blocks":
-        return policy.describe()
-    if head_is_tied(model):
-        model.get_output_embeddings().requires_grad_(False)
-        return f"last {policy.blocks} block(s) + final norm (the LM head is tied to the input embeddings: frozen)"
-    return f"last {policy.blocks} block(s) + final norm + LM head"
 
 
 def target_positions(labels: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from transformers import AutoModelForCausalLM
 
 from .label_token import LabelWords, text_budget
 from .label_token_model import label_word_scores
 from .modeling import load_tokenizer
+from .saved_runs import load_causal_lm_run
 
 LABEL_TOKEN_FILE = "label_token.json"
 BATCH_SIZE = 32
@@ -23,7 +23,7 @@ def label_token_predictor(run_dir: Path) -> Callable[[list[str]], list[tuple[str
     label_words = LabelWords.from_dict(saved)
     budget = text_budget(saved["max_length"], label_words)
     tokenizer = load_tokenizer(str(run_dir))
-    model = AutoModelForCausalLM.from_pretrained(run_dir).eval()
+    model = load_causal_lm_run(run_dir).eval()  # a full model or a LoRA adapter run
 
     @torch.inference_mode()
     def predict(texts: list[str]) -> list[tuple[str, float]]:

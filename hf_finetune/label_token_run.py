@@ -15,17 +15,20 @@ import numpy as np
 from transformers import TrainingArguments
 
 from .arguments import DataArguments, ModelArguments, RunArguments, config_snapshot
+from .cards import label_token_card
 from .classification import SPLIT_PREFIX, load_classification_data, softmax, write_classification_results
 from .encoding import context_length
 from .errors import UserError
+from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .label_token import LabelTokenCollator, LabelWords, encode_label_token, resolve_label_words, text_budget
-from .label_token_model import LabelTokenTrainer, apply_label_token_policy, format_adherence, label_token_metrics
+from .label_token_model import LabelTokenTrainer, format_adherence, label_token_metrics
 from .label_token_predict import LABEL_TOKEN_FILE
+from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .metrics import classification_metrics
-from .modeling import TrainablePolicy, count_parameters, load_causal_lm, load_tokenizer
+from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
 from .preparation import SPLITS
 from .results import atomic_write_json, history_from_log, markdown_table
-from .reliability import save_final_model, train_reliably
+from .reliability import train_reliably
 from .training import EvaluateAtEpochEnd, device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 METHODS = ("label-token", "head")
@@ -66,11 +69,14 @@ def train_label_token(
     method_args: LabelTokenArguments,
     run_args: RunArguments,
     training_args: TrainingArguments,
+    lora_args: LoraArguments | None = None,
 ) -> dict:
+    lora_args = lora_args or LoraArguments()
     guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
     prepare_training_args(training_args)
+    prepare_hub_push(training_args)
     # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
-    config = config_snapshot(model_args, data_args, method_args, training_args)
+    config = config_snapshot(model_args, data_args, method_args, training_args, lora_args)
     # The evaluation needs the class id and the prefix length, which are not model inputs.
     training_args.remove_unused_columns = False
     policy = TrainablePolicy.parse(model_args.trainable)
@@ -79,7 +85,11 @@ def train_label_token(
     tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
     label_words = resolve_label_words(tokenizer, data.label_names, method_args.label_words, method_args.separator)
     model = load_causal_lm(model_args.model_name_or_path, tokenizer, model_args.trust_remote_code)
-    trainable_description = apply_label_token_policy(model, policy)
+    if lora_args.use_peft:
+        model = apply_lora(model, lora_args)
+        trainable_description = describe_lora(model)
+    else:
+        trainable_description = apply_causal_lm_policy(model, policy)
     model.config.use_cache = False
     trainable, total = count_parameters(model)
     if trainable == 0:
@@ -111,18 +121,20 @@ def train_label_token(
         training_args,
     )
 
-    trainer = LabelTokenTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=encoded["train"],
-        eval_dataset={"validation": encoded["validation"], "train": train_sample},
-        processing_class=tokenizer,
-        data_collator=LabelTokenCollator(tokenizer.pad_token_id),
-        compute_metrics=lambda prediction: label_token_metrics(prediction, label_words, data.label_names),
-        callbacks=[EvaluateAtEpochEnd()],
-        label_words=label_words,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    with repo_creation_reported(training_args):
+        trainer = LabelTokenTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=encoded["train"],
+            eval_dataset={"validation": encoded["validation"], "train": train_sample},
+            processing_class=tokenizer,
+            data_collator=LabelTokenCollator(tokenizer.pad_token_id),
+            compute_metrics=lambda prediction: label_token_metrics(prediction, label_words, data.label_names),
+            callbacks=[EvaluateAtEpochEnd()],
+            label_words=label_words,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    defer_push_to_end(trainer)
     started = time.time()
     train_result = train_reliably(trainer, training_args, run_args.skip_nonfinite_batches)
     training_seconds = time.time() - started
@@ -138,7 +150,7 @@ def train_label_token(
             results[f"{prefix}_{key}"] = value
         results[f"{prefix}_format_adherence"] = format_adherence(best_next, label_words)
         results[f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
-    save_final_model(trainer, training_args.output_dir)
+    save_trained_model(trainer, training_args.output_dir, model_args.model_name_or_path, lora_args)
 
     if trainer.is_world_process_zero():
         folder = Path(training_args.output_dir)
@@ -163,4 +175,7 @@ def train_label_token(
             f"(label words: {', '.join(label_words.words)})",
             extra_sections=(adherence,),
         )
+    if training_args.push_to_hub:
+        card = label_token_card(model_args.model_name_or_path, data, results, label_words, trainable_description, training_args)
+        push_run(trainer, card)
     return results

@@ -1,25 +1,24 @@
-"""LoRA through PEFT: low-rank adapters on a frozen model, the task head fully trainable.
+"""LoRA through PEFT: low-rank adapters on a frozen model; a classification head trains in full.
 
     --use_peft --lora_r 8 --lora_alpha 16 --lora_dropout 0.05 --lora_target_modules c_attn
     --merge_adapters     save a plain model (adapters merged in) that pipeline() loads as-is
 
-Without `--merge_adapters` the run folder holds the adapter (adapter_model.safetensors,
-adapter_config.json naming the base model), the trained head inside it, and the classifier's
-config.json (labels); `load_sequence_classifier` / `python -m hf_finetune.predict` load it.
+Every method takes these flags (head, label-token, instruction, chat). Without
+`--merge_adapters` the run folder holds the adapter (adapter_model.safetensors,
+adapter_config.json naming the base model; for the head method also the trained head and the
+classifier's config.json); saved_runs.py, predict, generate and chat_answer load it.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel, Trainer
+from transformers import PreTrainedModel, Trainer
 
 from .errors import UserError
-
-ADAPTER_CONFIG = "adapter_config.json"
+from .reliability import save_final_model
 
 
 @dataclass
@@ -57,9 +56,10 @@ def lora_config(args: LoraArguments, task_type: TaskType) -> LoraConfig:
     )  # fmt: skip
 
 
-def apply_lora(model: PreTrainedModel, args: LoraArguments, task_type: TaskType = TaskType.SEQ_CLS) -> PeftModel:
-    """Freeze `model` and wrap it with trainable LoRA adapters (and a fully trainable head)."""
-    config = lora_config(args, task_type)
+def apply_lora(model: PreTrainedModel, args: LoraArguments) -> PeftModel:
+    """Freeze `model` and wrap it with trainable LoRA adapters (and a classifier's head, fully trainable)."""
+    classifier = model.__class__.__name__.endswith("ForSequenceClassification")
+    config = lora_config(args, TaskType.SEQ_CLS if classifier else TaskType.CAUSAL_LM)
     try:
         return get_peft_model(model, config)
     except ValueError as error:
@@ -71,52 +71,39 @@ def apply_lora(model: PreTrainedModel, args: LoraArguments, task_type: TaskType 
         ) from None
 
 
-def describe_lora(model: PeftModel, args: LoraArguments) -> str:
+def describe_lora(model: PeftModel) -> str:
     config = model.peft_config["default"]
     targets = ",".join(sorted(config.target_modules)) if not isinstance(config.target_modules, str) else config.target_modules
     saved = ",".join(sorted(config.modules_to_save or []))
-    return f"LoRA r={config.r} alpha={config.lora_alpha} dropout={config.lora_dropout} on {targets}; fully trained: {saved}"
+    return f"LoRA r={config.r} alpha={config.lora_alpha} dropout={config.lora_dropout} on {targets}" + (
+        f"; fully trained: {saved}" if saved else "; everything else frozen"
+    )
 
 
-def save_lora_run(trainer: Trainer, output_dir: str, base_model: str, merge: bool) -> None:
-    """Save the trained model the way Trainer expects (every process calls this).
+def save_trained_model(trainer: Trainer, output_dir: str, base_model: str, args: LoraArguments) -> None:
+    """Save the trained model, staged, the way Trainer expects (every process calls this).
 
-    merge=True: a plain model with the adapters folded into its weights (pipeline() loads it).
-    merge=False: the adapter, its config naming the base model, and the classifier's config.
+    Without LoRA: the whole model. With it, --merge_adapters: a plain model with the adapters
+    folded into its weights (pipeline() loads it); otherwise the adapter, its config naming the
+    base model, and for a classifier its config.json (labels). The saved config turns the
+    generation cache back on.
     """
-    peft_model = trainer.model
-    if merge:
-        trainer.model = peft_model.merge_and_unload()
-        trainer.save_model(output_dir)
+    model = trainer.model
+    model.config.use_cache = True
+    if not args.use_peft:
+        save_final_model(trainer, output_dir)
         return
-    adapter = peft_model.peft_config["default"]
+    if args.merge_adapters:
+        trainer.model = model.merge_and_unload()
+        save_final_model(trainer, output_dir)
+        return
+    adapter = model.peft_config["default"]
     local = Path(base_model).expanduser()
     # A relative folder would not be found from anywhere else: record where it really is.
     adapter.base_model_name_or_path = str(local.resolve()) if local.exists() else base_model
-    trainer.save_model(output_dir)
-    if trainer.is_world_process_zero():
-        classifier = peft_model.get_base_model()
+    save_final_model(trainer, output_dir)
+    if adapter.task_type == TaskType.SEQ_CLS and trainer.is_world_process_zero():
+        classifier = model.get_base_model()
         config = classifier.config
         config.architectures = [classifier.__class__.__name__]
         config.save_pretrained(output_dir)
-
-
-def is_adapter_run(run_dir: str | Path) -> bool:
-    return (Path(run_dir) / ADAPTER_CONFIG).is_file()
-
-
-def load_sequence_classifier(run_dir: str | Path) -> PreTrainedModel:
-    """The classifier of a run folder, whether it holds a full model or a LoRA adapter."""
-    run_dir = Path(run_dir)
-    if not is_adapter_run(run_dir):
-        return AutoModelForSequenceClassification.from_pretrained(run_dir)
-    base = json.loads((run_dir / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
-    config = AutoConfig.from_pretrained(run_dir)  # labels, pad token
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(base, config=config)
-    except Exception as error:
-        raise UserError(
-            f"{run_dir / ADAPTER_CONFIG}: cannot load its base model '{base}' ({error.__class__.__name__}); "
-            f"make it available there, or train with --merge_adapters for a self-contained model."
-        ) from None
-    return PeftModel.from_pretrained(model, run_dir)

@@ -139,6 +139,29 @@ def apply_trainable_policy(model: PreTrainedModel, policy: TrainablePolicy) -> N
             norm.requires_grad_(True)
 
 
+def head_is_tied(model: PreTrainedModel) -> bool:
+    output, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    return output is not None and embeddings is not None and output.weight is embeddings.weight
+
+
+def apply_causal_lm_policy(model: PreTrainedModel, policy: TrainablePolicy) -> str:
+    """`--trainable` for a causal LM that keeps its LM head (label-token, instruction, chat);
+    returns what trains, for the plan.
+
+    'last_block'/'last_blocks:N': the blocks and the final norm, plus the LM head only when it
+    has its own weights. A tied head (GPT-2) is the input embedding matrix: training it would
+    train every input embedding too (38M of GPT-2's 124M parameters), so it stays frozen.
+    'head' trains the LM head, tied or not; 'all' trains everything.
+    """
+    apply_trainable_policy(model, policy)
+    if policy.kind != "last_blocks":
+        return policy.describe()
+    if head_is_tied(model):
+        model.get_output_embeddings().requires_grad_(False)
+        return f"last {policy.blocks} block(s) + final norm (the LM head is tied to the input embeddings: frozen)"
+    return f"last {policy.blocks} block(s) + final norm + LM head"
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total), counting tied parameters once."""
     seen: dict[int, torch.nn.Parameter] = {id(p): p for p in model.parameters()}

@@ -20,9 +20,9 @@ import torch
 from transformers import AutoConfig
 
 from .errors import UserError, run_cli
-from .lora import load_sequence_classifier
 from .label_token_predict import LABEL_TOKEN_FILE, label_token_predictor
 from .modeling import load_tokenizer
+from .saved_runs import is_causal_lm_run, load_sequence_classifier, require_saved_run
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
 BATCH_SIZE = 32
@@ -48,11 +48,14 @@ def head_predictor(run_dir: Path) -> Predictor:
 
 def load_predictor(run_dir: str | Path) -> Predictor:
     """Pick the predictor that matches how the run was trained."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise UserError(f"{run_dir} is not a saved run (no config.json); pass the --output_dir of a finished run.")
+    run_dir = require_saved_run(run_dir)
     if (run_dir / LABEL_TOKEN_FILE).is_file():
         return label_token_predictor(run_dir)
+    if is_causal_lm_run(run_dir):
+        raise UserError(
+            f"{run_dir} holds a causal LM without label words (no {LABEL_TOKEN_FILE}): it generates text "
+            f"(python -m hf_finetune.generate) rather than classifying."
+        )
     architectures = AutoConfig.from_pretrained(run_dir).architectures or []
     if any(name.endswith("ForSequenceClassification") for name in architectures):
         return head_predictor(run_dir)

@@ -18,8 +18,9 @@ from .arguments import DataArguments, ModelArguments, RunArguments, parse_argume
 from .classification import train_classifier
 from .errors import run_cli
 from .label_token_run import LabelTokenArguments, train_label_token
+from .lora import LoraArguments
 
-SFT_ARGUMENTS = (ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments)
+SFT_ARGUMENTS = (ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments)
 
 DEFAULTS = dict(
     dataset="rotten_tomatoes",
@@ -43,12 +44,12 @@ DEFAULTS = dict(
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, method_args, run_args, training_args = parse_arguments(
+    model_args, data_args, method_args, run_args, training_args, lora_args = parse_arguments(
         SFT_ARGUMENTS, argv, {**DEFAULTS, **(defaults or {})}, description=__doc__
     )
     if method_args.method == "head":
-        return train_classifier(model_args, data_args, run_args, training_args)
-    return train_label_token(model_args, data_args, method_args, run_args, training_args)
+        return train_classifier(model_args, data_args, run_args, training_args, lora_args)
+    return train_label_token(model_args, data_args, method_args, run_args, training_args, lora_args)
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ def test_compare_writes_one_table_with_three_measured_rows(tiny_bloom, tmp_path)
     from hf_finetune.arguments import parse_arguments
     from hf_finetune.chat_training import CHAT_ARGUMENTS
 
-    _, chat_args, _, training_args = parse_arguments(CHAT_ARGUMENTS, ["--config", str(output / "config.yaml")])
+    _, chat_args, _, training_args, _ = parse_arguments(CHAT_ARGUMENTS, ["--config", str(output / "config.yaml")])
     assert chat_args.compare and chat_args.human_tag == "\n\n### Human:" and training_args.num_train_epochs == 10
     saved = (output / "config.yaml").read_text()
     assert "special_tokens: false" in saved and "max_new_tokens: 16" in saved

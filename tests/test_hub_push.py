@@ -205,3 +205,69 @@ def test_unreachable_hub_stops_before_any_training(tmp_path, tiny_gpt2, sms_zip)
     assert message.startswith("error: --push_to_hub: could not create or reach the repository alice/x")
     assert "nothing was trained" in message and TOKEN not in result.stderr
     assert not output.exists()
+
+
+# --- the other methods -----------------------------------------------------------------------
+
+CARD_HEADINGS = ("## Method", "## Base model", "## Data", "## Training command", "## Results", "## Training curves",
+                 "## How to use", "## Intended use", "## Limits")  # fmt: skip
+
+
+def method_commands(tiny_gpt2, sms_zip, instruction_json) -> dict[str, tuple[list[str], str, str]]:
+    """method -> (command, a phrase its card must hold, the model file it pushes)."""
+    quick = ["--model_name_or_path", str(tiny_gpt2), "--save_strategy", "no", "--report_to", "none",
+             "--disable_tqdm", "true"]  # fmt: skip
+    return {
+        "label-token": (
+            [sys.executable, "-m", "hf_finetune.sft", "--dataset", str(sms_zip), "--balance", "--max_steps", "2",
+             "--max_length", "48", "--eval_strategy", "no", "--per_device_eval_batch_size", "64", *quick],
+            "Label-token method", "model.safetensors",
+        ),
+        "instruction-lora": (
+            [sys.executable, str(PROJECT / "recipes" / "instruction.py"), "--dataset", str(instruction_json),
+             "--max_steps", "2", "--max_new_tokens", "2", "--generation_batch_size", "64", "--eval_strategy", "no",
+             "--use_peft", "--lora_r", "4", *quick],
+            "Instruction fine-tuning", "adapter_model.safetensors",
+        ),
+        "chat": (
+            [sys.executable, str(PROJECT / "recipes" / "spanish_chat.py"), "--num_train_epochs", "1",
+             "--answers_every_epoch", "false", *quick],
+            "human turns carry no loss", "model.safetensors",
+        ),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["label-token", "instruction-lora", "chat"])
+def test_every_method_pushes_its_model_tokenizer_and_card(tmp_path, tiny_gpt2, sms_zip, instruction_json, method):
+    command, phrase, model_file = method_commands(tiny_gpt2, sms_zip, instruction_json)[method]
+    output = tmp_path / method
+    hub = FakeHub()
+    try:
+        result = run_command(
+            [*command, "--output_dir", str(output), "--push_to_hub", "--hub_model_id", f"alice/{method}"],
+            cwd=tmp_path, timeout=600,
+            HF_ENDPOINT=hub.url, HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1", HF_HUB_DISABLE_TELEMETRY="1",
+            HF_TOKEN=TOKEN, OMP_NUM_THREADS="1",
+        )  # fmt: skip
+    finally:
+        hub.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.created and hub.created[0]["name"].endswith(method)
+    for name in (model_file, "tokenizer.json", "tokenizer_config.json", "README.md", "all_results.json", "loss.png"):
+        assert name in hub.files, f"{name} was not pushed; got {sorted(hub.files)}"
+    assert hub.commits[-1] == "hf_finetune: final model, card and results" and not hub.unknown, hub.unknown
+    card = hub.files["README.md"].decode()
+    assert card == (output / "README.md").read_text()
+    assert all(heading in card for heading in CARD_HEADINGS) and phrase in card
+    assert f"alice/{method}" in card and "--push_to_hub" in card
+    assert not files_containing(output, TOKEN) and TOKEN not in result.stdout + result.stderr
+    assert [path for path, content in hub.files.items() if TOKEN.encode() in content] == []
+
+
+def test_compare_cannot_push_three_models_to_one_repository(tmp_path):
+    from hf_finetune.chat_training import main
+    from hf_finetune.errors import UserError
+
+    with pytest.raises(UserError, match="--push_to_hub publishes one model, and --compare trains three"):
+        main(["--compare", "--push_to_hub", "--hub_model_id", "alice/x", "--output_dir", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()

@@ -40,3 +40,31 @@ def test_label_only_head_matches_the_full_model_loss(tmp_path, tiny_gpt2, mask_p
     assert torch.allclose(model.transformer.h[0].attn.c_attn.weight.grad, expected_grad, atol=1e-6)
     loss_again, outputs = trainer.compute_loss(model, batch, return_outputs=True)
     assert set(outputs) == {"loss"} and loss_again.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_label_only_head_runs_through_lora_adapters(tmp_path, tiny_gpt2):
+    from hf_finetune.lora import LoraArguments, apply_lora
+
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    torch.manual_seed(0)
+    model = apply_lora(AutoModelForCausalLM.from_pretrained(tiny_gpt2), LoraArguments(lora_r=4, lora_dropout=0.0))
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:  # zero at init: give the adapters an effect the loss can see
+            torch.nn.init.normal_(parameter, std=0.02)
+    features = [dict(zip(("input_ids", "labels"), encode_example(tokenizer, entry, 1024, True)[:2])) for entry in ENTRIES]
+    batch = InstructionCollator(tokenizer.pad_token_id)(features)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = InstructionTrainer(model=model, args=args, processing_class=tokenizer)
+
+    expected = model(**batch).loss
+    expected.backward()
+    lora_a = next(p for name, p in model.named_parameters() if "lora_A" in name)
+    expected_grad = lora_a.grad.clone()
+    model.zero_grad()
+
+    loss = trainer.compute_loss(model, batch)
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    torch.testing.assert_close(lora_a.grad, expected_grad, rtol=1e-4, atol=1e-7)
+    _, outputs = trainer.compute_loss(model, batch, return_outputs=True)
+    assert set(outputs) == {"loss"}, "the shortcut, not the model's full-logits forward, computed the loss"

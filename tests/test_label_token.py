@@ -19,11 +19,10 @@ from hf_finetune.label_token import (
 )
 from hf_finetune.label_token_model import (
     LabelTokenTrainer,
-    apply_label_token_policy,
     label_word_scores,
     target_loss,
 )
-from hf_finetune.modeling import TrainablePolicy, load_tokenizer
+from hf_finetune.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
 
 LABEL_NAMES = ["neg", "pos"]
 
@@ -176,7 +175,7 @@ def test_label_word_scores_equal_full_logits_scores(tokenizer, tiny_gpt2, rt_tra
 
 def test_last_block_freezes_a_tied_head_and_trains_an_untied_one():
     tied = GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64))
-    description = apply_label_token_policy(tied, TrainablePolicy.parse("last_block"))
+    description = apply_causal_lm_policy(tied, TrainablePolicy.parse("last_block"))
     assert "frozen" in description
     assert not tied.get_input_embeddings().weight.requires_grad
     assert not tied.get_output_embeddings().weight.requires_grad
@@ -187,7 +186,7 @@ def test_last_block_freezes_a_tied_head_and_trains_an_untied_one():
     untied = GPT2LMHeadModel(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=100, n_positions=64, tie_word_embeddings=False)
     )
-    apply_label_token_policy(untied, TrainablePolicy.parse("last_block"))
+    apply_causal_lm_policy(untied, TrainablePolicy.parse("last_block"))
     assert untied.get_output_embeddings().weight.requires_grad
     assert not untied.get_input_embeddings().weight.requires_grad
 
@@ -196,7 +195,7 @@ def test_gradient_checkpointing_with_frozen_parameters_trains_the_last_block(tmp
     from hf_finetune.training import prepare_training_args
 
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
-    apply_label_token_policy(model, TrainablePolicy.parse("last_block"))
+    apply_causal_lm_policy(model, TrainablePolicy.parse("last_block"))
     words = resolve_label_words(tokenizer, LABEL_NAMES)
     encoded, _ = encode_label_token(rt_train, tokenizer, words, max_length=1024)
     args = TrainingArguments(

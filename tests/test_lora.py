@@ -9,7 +9,8 @@ import torch
 
 from hf_finetune import classification
 from hf_finetune.errors import UserError
-from hf_finetune.lora import LoraArguments, apply_lora, is_adapter_run, load_sequence_classifier
+from hf_finetune.lora import LoraArguments, apply_lora
+from hf_finetune.saved_runs import is_adapter_run, load_sequence_classifier
 from hf_finetune.modeling import load_classifier, load_tokenizer
 from hf_finetune.predict import load_predictor
 

@@ -1,17 +1,20 @@
-"""Mixed precision and gradient checkpointing for the head method."""
+"""Mixed precision and gradient checkpointing: the head method in detail, every recipe end to end."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
 
-from hf_finetune import classification, precision
+from hf_finetune import chat_training, classification, instruction, precision
 from hf_finetune.errors import UserError
 from hf_finetune.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer, transformer_blocks
 from hf_finetune.training import prepare_training_args
-from transformers import TrainingArguments
+from transformers import AutoModelForCausalLM, TrainingArguments
+
+from conftest import PROJECT
 
 
 def short_run_argv(model, data, output, *extra) -> list[str]:
@@ -104,3 +107,39 @@ def test_checkpointed_run_trains_with_cache_off_and_generation_cache_on(tiny_gpt
     assert results["train_loss"] == results["train_loss"]  # finite, not NaN
     config = json.loads((output / "config.json").read_text())
     assert config.get("use_cache", True) is True, "the saved model must use its cache when generating"
+
+
+def assert_only_the_last_block_trained(base_dir, run_dir) -> None:
+    """Frozen embeddings and first block unchanged, last block moved, generation cache on."""
+    base, trained = AutoModelForCausalLM.from_pretrained(base_dir), AutoModelForCausalLM.from_pretrained(run_dir)
+    before, after = dict(base.named_parameters()), dict(trained.named_parameters())
+    assert torch.equal(before["transformer.wte.weight"], after["transformer.wte.weight"])
+    assert all(torch.equal(before[name], after[name]) for name in before if ".h.0." in name)
+    moved = [name for name in before if ".h.1." in name and not torch.equal(before[name], after[name])]
+    assert moved, "checkpointing through the frozen body left the last block without gradients"
+    assert trained.config.use_cache is True
+
+
+QUICK = ["--trainable", "last_block", "--gradient_checkpointing", "--learning_rate", "1e-3", "--eval_strategy", "no",
+         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_checkpointed_instruction_run_trains_its_last_block(tiny_gpt2, instruction_json, tmp_path):
+    output = tmp_path / "instruction"
+    instruction.main(["--model_name_or_path", str(tiny_gpt2), "--dataset", str(instruction_json), "--max_steps", "2",
+                      "--max_new_tokens", "2", "--generation_batch_size", "64", "--output_dir", str(output), *QUICK])
+    assert_only_the_last_block_trained(tiny_gpt2, output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["masked", "completion_only"])
+def test_checkpointed_chat_run_trains_its_last_block(tiny_gpt2, tmp_path, method):
+    sys.path.insert(0, str(PROJECT / "recipes"))
+    import spanish_chat
+
+    output = tmp_path / method
+    chat_training.main(["--model_name_or_path", str(tiny_gpt2), "--method", method, "--num_train_epochs", "1",
+                        "--answers_every_epoch", "false", "--output_dir", str(output), *QUICK],
+                       defaults=spanish_chat.DEFAULTS, demo=spanish_chat.DEMO)  # fmt: skip
+    assert_only_the_last_block_trained(tiny_gpt2, output)
