@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from torch.utils.data import SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .arguments import accelerator_available
 from .errors import UserError
 from .precision import check_precision, describe_precision
 from .results import FINISHED_MARKER
@@ -85,6 +87,49 @@ def prepare_training_args(args: TrainingArguments) -> None:
         # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
         args.ddp_find_unused_parameters = False
     check_precision(args)
+    check_report_to(args)
+    check_fsdp_device()
+
+
+# accelerate (1.15) switches FSDP on for accelerator devices only. Tests that make it honour FSDP
+# on CPU, to exercise the FSDP2 code paths without a GPU, turn this off.
+FSDP_NEEDS_ACCELERATOR = True
+
+
+def check_fsdp_device() -> None:
+    requested = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    if requested and FSDP_NEEDS_ACCELERATOR and not accelerator_available():
+        raise UserError(
+            "FSDP (an accelerate config with distributed_type: FSDP) needs GPUs: without one, accelerate would "
+            "silently train as plain DDP, or fail loading the model on rank 1; use accelerate_configs/cpu.yaml here."
+        )
+
+
+# Packages whose pip name differs from the --report_to value.
+REPORT_TO_PACKAGES = {"tensorboard": "tensorboard", "azure_ml": "azureml-core", "neptune": "neptune", "flyte": "flytekit"}
+
+
+def check_report_to(args: TrainingArguments) -> None:
+    """Fail before any data or model is loaded when a --report_to backend cannot run.
+
+    Trainer checks only when it is built, after data and model loading, with a traceback."""
+    from transformers.integrations import get_reporting_integration_callbacks
+
+    for name in args.report_to or []:
+        try:
+            [callback] = get_reporting_integration_callbacks([name])
+        except ValueError:
+            raise UserError(
+                f"--report_to: '{name}' is not a logging backend Trainer offers; use tensorboard, trackio, wandb, "
+                f"another Trainer integration, or none."
+            ) from None
+        try:
+            callback()  # the integrations check their package here
+        except (RuntimeError, ImportError):
+            package = REPORT_TO_PACKAGES.get(name, name)
+            raise UserError(
+                f"--report_to {name}: the {package} package is not installed; `pip install {package}`, or drop the flag."
+            ) from None
 
 
 def precision_name(args: TrainingArguments) -> str:

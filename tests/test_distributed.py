@@ -1,4 +1,4 @@
-"""Real DDP: two CPU processes (gloo) train the spam recipe together and leave one run folder."""
+"""Real DDP and FSDP2: two CPU processes (gloo) train the spam recipe together and leave one run folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import math
 import sys
 
 import pytest
+import torch
+import yaml
 
 from conftest import PROJECT, run_command
 
@@ -74,3 +76,55 @@ def test_the_ddp_model_predicts(ddp_run):
     result = run_command([sys.executable, "-m", "hf_finetune.predict", str(output), "See you at 6?", "--json"])
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[0])["label"] in ("ham", "spam")
+
+
+# --- FSDP2 on CPU ----------------------------------------------------------------------------
+
+
+def fsdp_cpu_config(folder) -> str:
+    """The shipped fsdp.yaml, turned into 2 CPU processes in fp32."""
+    config = yaml.safe_load((PROJECT / "accelerate_configs" / "fsdp.yaml").read_text())
+    config.update(num_processes=2, use_cpu=True, mixed_precision="no", main_process_port=0)
+    path = folder / "fsdp_cpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_fsdp2_with_a_frozen_body_trains_the_last_block_and_saves_a_full_model(tmp_path, tiny_gpt2, sms_zip):
+    output = tmp_path / "spam-fsdp"
+    result = run_command(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", fsdp_cpu_config(tmp_path),
+         "--num_cpu_threads_per_process", "1", str(PROJECT / "tests" / "fsdp_cpu_launch.py"),
+         str(PROJECT / "recipes" / "spam.py"), "--model_name_or_path", str(tiny_gpt2), "--dataset", str(sms_zip),
+         "--max_steps", "6", "--max_length", "48", "--eval_strategy", "no", "--save_strategy", "no",
+         "--output_dir", str(output)],
+        cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = [line for line in result.stdout.splitlines() if line.startswith("fsdp check:")]
+    assert len(reports) == 2 and all("FSDP" in line for line in reports), reports
+    for line in reports:
+        shards, total = map(int, line.split(", ")[-1].split(" parameters")[0].split(" of "))
+        assert shards == total > 0, line  # every parameter, frozen or not, is sharded
+    # --trainable last_block under FSDP: the frozen body stays as it was, the last block learns.
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    before = dict(AutoModelForCausalLM.from_pretrained(tiny_gpt2).named_parameters())
+    after = dict(AutoModelForSequenceClassification.from_pretrained(output).named_parameters())
+    assert torch.equal(before["transformer.wte.weight"], after["transformer.wte.weight"])
+    assert all(torch.equal(before[name], after[name]) for name in before if ".h.0." in name)
+    assert any(not torch.equal(before[name], after[name]) for name in before if ".h.1." in name)
+    results = json.loads((output / "all_results.json").read_text())
+    assert sum(map(sum, results["test_confusion_matrix"])) == 300 and math.isfinite(results["train_loss"])
+
+
+def test_fsdp_without_a_gpu_is_refused_instead_of_silently_running_ddp(tmp_path, monkeypatch, tiny_gpt2, sms_zip):
+    from hf_finetune import classification, training
+    from hf_finetune.errors import UserError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with fsdp.yaml exports
+    monkeypatch.setattr(training, "accelerator_available", lambda: False)
+    with pytest.raises(UserError, match="FSDP .* needs GPUs.*accelerate_configs/cpu.yaml"):
+        classification.main(["--model_name_or_path", str(tiny_gpt2), "--dataset", str(sms_zip),
+                             "--output_dir", str(tmp_path / "run")])  # fmt: skip
+    assert not (tmp_path / "run").exists()
