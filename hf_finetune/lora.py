@@ -18,6 +18,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel, Trainer
 
 from .errors import UserError
+from .modeling import is_sequence_classifier
 from .reliability import save_final_model
 
 
@@ -58,8 +59,7 @@ def lora_config(args: LoraArguments, task_type: TaskType) -> LoraConfig:
 
 def apply_lora(model: PreTrainedModel, args: LoraArguments) -> PeftModel:
     """Freeze `model` and wrap it with trainable LoRA adapters (and a classifier's head, fully trainable)."""
-    classifier = model.__class__.__name__.endswith("ForSequenceClassification")
-    config = lora_config(args, TaskType.SEQ_CLS if classifier else TaskType.CAUSAL_LM)
+    config = lora_config(args, TaskType.SEQ_CLS if is_sequence_classifier(model) else TaskType.CAUSAL_LM)
     try:
         return get_peft_model(model, config)
     except ValueError as error:

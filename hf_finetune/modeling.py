@@ -162,6 +162,12 @@ def apply_causal_lm_policy(model: PreTrainedModel, policy: TrainablePolicy) -> s
     return f"last {policy.blocks} block(s) + final norm + LM head"
 
 
+def is_sequence_classifier(model: nn.Module) -> bool:
+    """A model (or the model inside a PEFT wrapper) with a class head instead of an LM head."""
+    inner = model.get_base_model() if hasattr(model, "peft_config") else model
+    return inner.__class__.__name__.endswith("ForSequenceClassification")
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total), counting tied parameters once."""
     seen: dict[int, torch.nn.Parameter] = {id(p): p for p in model.parameters()}

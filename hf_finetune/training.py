@@ -13,6 +13,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .arguments import accelerator_available
 from .errors import UserError
+from .modeling import is_sequence_classifier
 from .precision import check_precision, describe_precision
 from .results import FINISHED_MARKER
 
@@ -46,6 +47,15 @@ class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
 class OrderedEvalTrainer(Trainer):
     """A Trainer whose evaluation keeps dataset order even when training groups by length,
     so predictions can be matched back to their texts."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if is_sequence_classifier(self.model):
+            # Its forward takes **kwargs, so Trainer assumes its loss is already divided by the label
+            # count of the whole accumulated batch on every process (num_items_in_batch); it is a
+            # plain batch mean. Trainer would then sum gradient-accumulation steps instead of
+            # averaging them, and multiply loss and gradients by the number of processes.
+            self.model_accepts_loss_kwargs = False
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
