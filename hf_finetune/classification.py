@@ -103,7 +103,7 @@ def train_classifier(
     max_length = data_args.max_length or context_length(tokenizer, model.config)
     with training_args.main_process_first(desc="tokenizing"):
         encoded, truncated = encode_for_head(data.splits, tokenizer, max_length)
-    train_sample = encoded["train"].shuffle(seed=training_args.seed).select(
+    train_sample = encoded["train"].shuffle(seed=training_args.seed, keep_in_memory=True).select(
         range(min(data_args.train_eval_samples, len(encoded["train"])))
     )
 

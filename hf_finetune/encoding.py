@@ -2,7 +2,43 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+from pathlib import Path
+
 import datasets
+import tokenizers
+import transformers
+from datasets.fingerprint import Hasher
+
+from .download import default_cache_dir
+
+
+@lru_cache(maxsize=1)
+def package_source_hash() -> str:
+    """A hash of this package's code: any change to how texts are encoded invalidates the cache."""
+    return Hasher.hash([path.read_bytes() for path in sorted(Path(__file__).parent.glob("*.py"))])
+
+
+def map_once(splits: datasets.DatasetDict, function, **map_kwargs) -> datasets.DatasetDict:
+    """`splits.map(function, **map_kwargs)`, each split's result kept in the tokenization cache.
+
+    Call it under `main_process_first`: the main process tokenizes and writes one Arrow file
+    per split, the other processes (and later runs on the same data) read it back. A file is
+    named by the split's content fingerprint and a hash of everything that shapes the result:
+    the function with what it captures (tokenizer, lengths, label words), this package's code,
+    the map arguments and the tokenizer libraries' versions. The cache
+    lives in $HF_FINETUNE_CACHE/tokenized (default ~/.cache/hf_finetune); delete it freely.
+    """
+    try:
+        key = Hasher.hash(
+            [function, package_source_hash(), sorted(map_kwargs.items()), transformers.__version__, tokenizers.__version__]
+        )
+    except Exception:  # something captured cannot be hashed: tokenize without the cache
+        return splits.map(function, **map_kwargs)
+    folder = default_cache_dir() / "tokenized"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {split: str(folder / f"{data._fingerprint}-{key}.arrow") for split, data in splits.items()}
+    return splits.map(function, cache_file_names=names, **map_kwargs)
 
 
 def context_length(tokenizer, model_config) -> int:
@@ -31,6 +67,6 @@ def encode_for_head(splits: datasets.DatasetDict, tokenizer, max_length: int) ->
             "truncated": [len(ids) > max_length for ids in input_ids],
         }
 
-    encoded = splits.map(encode, batched=True, remove_columns=["label"], desc="tokenizing")
+    encoded = map_once(splits, encode, batched=True, remove_columns=["label"], desc="tokenizing")
     truncated = sum(sum(split["truncated"]) for split in encoded.values())
     return encoded.remove_columns("truncated"), truncated

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import datasets
 import torch
 
+from .encoding import map_once
 from .errors import UserError
 from .instruction_data import format_request, response_header
 
@@ -71,14 +72,16 @@ def encode_instructions(
             out["index"].append(index)
         return out
 
-    encoded = splits.map(
-        encode, batched=True, with_indices=True, remove_columns=splits["train"].column_names, desc="tokenizing"
+    encoded = map_once(
+        splits, encode, batched=True, with_indices=True, remove_columns=splits["train"].column_names, desc="tokenizing"
     )
     counts = {
         name: {status: split["status"].count(status) for status in ("truncated", "dropped")}
         for name, split in encoded.items()
     }
-    encoded = encoded.filter(lambda status: status != "dropped", input_columns="status").remove_columns("status")
+    encoded = encoded.filter(
+        lambda status: status != "dropped", input_columns="status", keep_in_memory=True
+    ).remove_columns("status")
     if len(encoded["train"]) == 0:
         raise UserError(
             f"--max_length: {max_length} tokens is too short for every training response; raise it."

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import datasets
 import torch
 
+from .encoding import map_once
 from .errors import UserError
 
 IGNORE_INDEX = -100
@@ -138,7 +139,7 @@ def encode_label_token(
             rows["truncated"].append(cut is not None)
         return rows
 
-    encoded = splits.map(encode, batched=True, desc="tokenizing (label-token)")
+    encoded = map_once(splits, encode, batched=True, desc="tokenizing (label-token)")
     truncated = sum(sum(split["truncated"]) for split in encoded.values())
     return encoded.remove_columns("truncated"), truncated
 

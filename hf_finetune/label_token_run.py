@@ -98,7 +98,7 @@ def train_label_token(
     max_length = data_args.max_length or context_length(tokenizer, model.config)
     with training_args.main_process_first(desc="tokenizing"):
         encoded, truncated = encode_label_token(data.splits, tokenizer, label_words, max_length)
-    train_sample = encoded["train"].shuffle(seed=training_args.seed).select(
+    train_sample = encoded["train"].shuffle(seed=training_args.seed, keep_in_memory=True).select(
         range(min(data_args.train_eval_samples, len(encoded["train"])))
     )
     words = ", ".join(f"{name} -> {word!r} {ids}" for name, word, ids in zip(data.label_names, label_words.words, label_words.token_ids))
