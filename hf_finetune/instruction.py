@@ -282,10 +282,12 @@ def train_instructions(
             report_examples=data_args.report_examples,
         )
     if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
-        card = trainer.is_world_process_zero() and instruction_card(
-            model_args.model_name_or_path, data, results, what_trains, data_args.mask_prompt, training_args
+        card = (
+            instruction_card(model_args.model_name_or_path, data, results, what_trains, data_args.mask_prompt, training_args)
+            if trainer.is_world_process_zero()
+            else ""  # only the main process writes and uploads it
         )
-        push_run(trainer, card or "")
+        push_run(trainer, card)
     return results
 
 
