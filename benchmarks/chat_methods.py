@@ -9,7 +9,7 @@ machine hits them alike; the median epoch time per method is reported, with its 
 copy-labels. Methods:
 - copy_labels: `Trainer`, labels = input_ids;
 - masked (full logits): `Trainer`, human text -100, the model computes logits everywhere;
-- masked (target logits): `TargetLogitsTrainer`, logits only where a label is learned;
+- masked (target logits): `TargetLossTrainer`, logits only where a label is learned;
 - completion_only: TRL `SFTTrainer` with prompt-completion data.
 """
 
@@ -31,9 +31,9 @@ import spanish_chat  # noqa: E402
 
 from hf_finetune.chat_data import ChatForm  # noqa: E402
 from hf_finetune.chat_encoding import COPY_LABELS, MASKED, encode_for_trainer, prompt_completion_records  # noqa: E402
-from hf_finetune.chat_trainer import TargetLogitsTrainer  # noqa: E402
 from hf_finetune.chat_training import sft_config_from  # noqa: E402
 from hf_finetune.modeling import load_causal_lm, load_tokenizer  # noqa: E402
+from hf_finetune.target_loss import TargetLossTrainer  # noqa: E402
 
 
 def batches(dataset, collator) -> list[dict]:
@@ -66,7 +66,7 @@ def main() -> None:
     for name, method, trainer_class in (
         ("copy_labels", COPY_LABELS, Trainer),
         ("masked (full logits)", MASKED, Trainer),
-        ("masked (target logits)", MASKED, TargetLogitsTrainer),
+        ("masked (target logits)", MASKED, TargetLossTrainer),
     ):
         data, counts = encode_for_trainer(spanish_chat.DEMO, method, form, tokenizer, None)
         trainer = trainer_class(model=copy.deepcopy(base), args=training_args, train_dataset=data,

@@ -41,7 +41,8 @@ sys.path.insert(0, str(PROJECT))
 
 from hf_finetune import tiny  # noqa: E402
 from hf_finetune.generate import generate_responses  # noqa: E402
-from hf_finetune.instruction import InstructionTrainer, LogValidationResponse  # noqa: E402
+from hf_finetune.instruction import LogValidationResponse  # noqa: E402
+from hf_finetune.target_loss import TargetLossTrainer  # noqa: E402
 from hf_finetune.instruction_data import format_example, prepare_instructions  # noqa: E402
 from hf_finetune.instruction_encoding import InstructionCollator, encode_instructions  # noqa: E402
 from hf_finetune.modeling import load_tokenizer  # noqa: E402
@@ -125,7 +126,7 @@ def run_ours(model_dir: Path, tokenizer, encoded, validation_entry, steps: int, 
         save_strategy="no", report_to="none", disable_tqdm=True, prediction_loss_only=True,
         dataloader_pin_memory=False, bf16=bf16, use_cpu=not torch.cuda.is_available(),
     )
-    trainer = InstructionTrainer(
+    trainer = TargetLossTrainer(
         model=model, args=args, train_dataset=encoded["train"],
         eval_dataset={"validation": encoded["validation"], "train": encoded["train"].select(range(40))},
         processing_class=tokenizer, data_collator=Counting(tokenizer.pad_token_id),

@@ -30,12 +30,12 @@ from .chat_encoding import (
     prompt_completion_records,
 )
 from .chat_results import write_chat_results
-from .chat_trainer import TargetLogitsTrainer, supports_target_logits
 from .errors import UserError, run_cli
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
 from .reliability import train_reliably
+from .target_loss import TargetLossTrainer, supports_target_logits
 from .training import device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
@@ -250,7 +250,7 @@ def train_method(
         fast = chat_args.target_logits_only and supports_target_logits(model)
         counts["loss_computation"] = "logits at targets only" if fast else "full logits"
         with repo_creation_reported(training_args):
-            trainer = (TargetLogitsTrainer if fast else Trainer)(
+            trainer = (TargetLossTrainer if fast else Trainer)(
                 model=model,
                 args=_train_args_for(training_args, output_dir),
                 train_dataset=dataset,

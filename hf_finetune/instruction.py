@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch.nn.functional as F
 from transformers import TrainerCallback, TrainingArguments
 
 from .arguments import ModelArguments, RunArguments, config_snapshot, parse_arguments
@@ -21,23 +20,16 @@ from .errors import UserError, run_cli
 from .generate import DEFAULT_MAX_NEW_TOKENS, generate_responses
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .instruction_data import InstructionData, format_prompt, prepare_instructions
-from .instruction_encoding import IGNORE_INDEX, InstructionCollator, encode_instructions
+from .instruction_encoding import InstructionCollator, encode_instructions
 from .instruction_results import rouge_l, write_instruction_results
 from .judge import judge_responses
 from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
 from .results import history_from_log
-from .sources import load_source
 from .reliability import train_reliably
-from .training import (
-    EvaluateAtEpochEnd,
-    OrderedEvalTrainer,
-    device_name,
-    guard_output_dir,
-    precision_name,
-    prepare_training_args,
-    print_plan,
-)
+from .sources import load_source
+from .target_loss import TargetLossTrainer
+from .training import EvaluateAtEpochEnd, device_name, guard_output_dir, precision_name, prepare_training_args, print_plan
 
 
 @dataclass
@@ -84,44 +76,6 @@ class InstructionArguments:
 
 
 INSTRUCTION_ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, TrainingArguments, LoraArguments)
-
-# Architectures whose logits are exactly `output_embeddings(base_model(...).last_hidden_state)`,
-# so the LM head can be applied to the label positions only.
-PLAIN_LM_HEAD = {"gpt2", "bloom", "llama", "mistral", "qwen2", "qwen3", "gpt_neox", "gpt_neo", "gptj", "opt", "phi"}
-
-
-class InstructionTrainer(OrderedEvalTrainer):
-    """Computes the LM head only at positions that have a label.
-
-    The head (vocabulary x width) is about a third of GPT-2's forward cost per position; padding
-    (and, with --mask_prompt, the prompt) carries no label, so its logits are pure waste. The
-    loss is the mean over label tokens of each batch, as the model's own loss is.
-    """
-
-    loss_is_scaled_for_ga = False
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        unwrapped = self.accelerator.unwrap_model(model)
-        # LoRA layers sit inside the model's own modules: its body and head run with the adapters.
-        lm = unwrapped.get_base_model() if hasattr(unwrapped, "peft_config") else unwrapped
-        if not self._plain_lm_head(lm) or "labels" not in inputs:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        labels = inputs["labels"][:, 1:]
-        # The model's own forward is bypassed, so the mixed-precision autocast accelerate puts around it is too.
-        with self.accelerator.autocast():
-            hidden = lm.base_model(
-                input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False
-            ).last_hidden_state[:, :-1]
-            keep = labels != IGNORE_INDEX
-            logits = lm.get_output_embeddings()(hidden[keep])
-        loss = F.cross_entropy(logits.float(), labels[keep])
-        return (loss, {"loss": loss}) if return_outputs else loss
-
-
-    def _plain_lm_head(self, lm) -> bool:
-        # Distributed wrappers (DDP, FSDP) must see their own forward to synchronise.
-        return self.args.world_size == 1 and getattr(lm.config, "model_type", None) in PLAIN_LM_HEAD
-
 
 class LogValidationResponse(TrainerCallback):
     """Generate the response to one fixed validation example before training and at every
@@ -231,7 +185,7 @@ def train_instructions(
 
     sampler = LogValidationResponse(validation_entry, tokenizer, data_args.sample_max_new_tokens)
     with repo_creation_reported(training_args):
-        trainer = InstructionTrainer(
+        trainer = TargetLossTrainer(
             model=model,
             args=training_args,
             train_dataset=encoded["train"],

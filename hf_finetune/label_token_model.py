@@ -1,37 +1,18 @@
 """The label-token method, model side: loss and scores without full-vocabulary logits everywhere.
 
-The LM head (hidden x vocabulary) is the most expensive matrix of a small causal LM, and its
-output at positions that predict nothing is thrown away. Both training and evaluation pass the
-model a boolean `logits_to_keep` mask (transformers 5: the head runs on those positions only),
-so the head runs once per target token, and evaluation keeps per example only the label
-words' scores and the unconstrained best next token, never vocabulary x length logits.
+Training computes the LM head at the label-word positions only (target_loss.TargetLossTrainer);
+evaluation also passes the model a boolean `logits_to_keep` mask and keeps per example only the
+label words' scores and the unconstrained best next token, never vocabulary x length logits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from transformers import PreTrainedModel
 
-from .label_token import IGNORE_INDEX, LabelWords
+from .label_token import LabelWords
 from .metrics import classification_metrics
-from .training import OrderedEvalTrainer
-
-
-def target_positions(labels: torch.Tensor) -> torch.Tensor:
-    """Boolean (batch, length) mask of the positions whose next token is a target."""
-    keep = torch.zeros_like(labels, dtype=torch.bool)
-    keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
-    return keep
-
-
-def target_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over the target tokens, and how many there are."""
-    keep = target_positions(labels)
-    targets = labels[:, 1:][labels[:, 1:] != IGNORE_INDEX]
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False).logits
-    return F.cross_entropy(logits.float(), targets, reduction="sum"), int(targets.numel())
+from .target_loss import TargetLossTrainer
 
 
 def label_word_scores(
@@ -76,7 +57,7 @@ def label_word_scores(
     return scores, best_next
 
 
-class LabelTokenTrainer(OrderedEvalTrainer):
+class LabelTokenTrainer(TargetLossTrainer):
     """Trainer for the label-token method: loss on label-word tokens only, head on those
     positions only; evaluation returns (label-word scores, best next token) per example."""
 
@@ -84,18 +65,6 @@ class LabelTokenTrainer(OrderedEvalTrainer):
         super().__init__(*args, **kwargs)
         self.label_words = label_words
         self.pad_token_id = pad_token_id
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss_sum, count = target_loss(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
-        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-            # Trainer then skips its own division by the accumulation steps: normalise by all the
-            # target tokens of the accumulated batch, as its built-in causal-LM loss does.
-            loss = loss_sum / num_items_in_batch
-            if self.args.average_tokens_across_devices:
-                loss = loss * self.accelerator.num_processes
-        else:
-            loss = loss_sum / max(count, 1)
-        return (loss, None) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)

@@ -1,4 +1,4 @@
-"""The trainer's shortcut (LM head only where labels are) gives the model's own loss and gradients."""
+"""The instruction trainer's shortcut (LM head only where labels are) gives the model's own loss and gradients."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from hf_finetune.instruction import InstructionTrainer
 from hf_finetune.instruction_encoding import InstructionCollator, encode_example
 from hf_finetune.modeling import load_tokenizer
+from hf_finetune.target_loss import TargetLossTrainer
 
 ENTRIES = [
     {"instruction": "Name the capital of France.", "input": "", "output": "Paris."},
@@ -26,8 +26,9 @@ def test_label_only_head_matches_the_full_model_loss(tmp_path, tiny_gpt2, mask_p
         input_ids, labels, _ = encode_example(tokenizer, entry, 1024, mask_prompt)
         features.append({"input_ids": input_ids, "labels": labels})
     batch = InstructionCollator(tokenizer.pad_token_id)(features)
-    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
-    trainer = InstructionTrainer(model=model, args=args, processing_class=tokenizer)
+    # prediction_loss_only, as the instruction recipe sets it: evaluation needs the loss only
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, prediction_loss_only=True)
+    trainer = TargetLossTrainer(model=model, args=args, processing_class=tokenizer)
 
     expected = model(**batch).loss
     expected.backward()
@@ -53,8 +54,8 @@ def test_label_only_head_runs_through_lora_adapters(tmp_path, tiny_gpt2):
             torch.nn.init.normal_(parameter, std=0.02)
     features = [dict(zip(("input_ids", "labels"), encode_example(tokenizer, entry, 1024, True)[:2])) for entry in ENTRIES]
     batch = InstructionCollator(tokenizer.pad_token_id)(features)
-    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
-    trainer = InstructionTrainer(model=model, args=args, processing_class=tokenizer)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, prediction_loss_only=True)
+    trainer = TargetLossTrainer(model=model, args=args, processing_class=tokenizer)
 
     expected = model(**batch).loss
     expected.backward()

@@ -17,12 +17,9 @@ from hf_finetune.label_token import (
     prompt_completion_dataset,
     resolve_label_words,
 )
-from hf_finetune.label_token_model import (
-    LabelTokenTrainer,
-    label_word_scores,
-    target_loss,
-)
+from hf_finetune.label_token_model import LabelTokenTrainer, label_word_scores
 from hf_finetune.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+from hf_finetune.target_loss import target_loss
 
 LABEL_NAMES = ["neg", "pos"]
 
