@@ -50,6 +50,14 @@ class TargetLossTrainer(OrderedEvalTrainer):
     loss with full logits.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Trainer counts the targets of a batch (num_items_in_batch) after the causal shift only
+        # when it recognises the model's loss as a causal-LM loss, which it does not for GPT-2 or
+        # Bloom (transformers 5.23): it would count one extra target per row that starts with a
+        # label, and every loss would come out a little too small. This loss does shift.
+        self._loss_shifts_labels = True
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         wanted = model.training or self.args.prediction_loss_only
         if not wanted or "labels" not in inputs or not supports_target_logits(self.accelerator.unwrap_model(model)):

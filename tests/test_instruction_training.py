@@ -69,3 +69,20 @@ def test_label_only_head_runs_through_lora_adapters(tmp_path, tiny_gpt2):
     torch.testing.assert_close(lora_a.grad, expected_grad, rtol=1e-4, atol=1e-7)
     _, outputs = trainer.compute_loss(model, batch, return_outputs=True)
     assert set(outputs) == {"loss"}, "the shortcut, not the model's full-logits forward, computed the loss"
+
+
+def test_the_trained_loss_is_the_models_mean_over_its_targets(tmp_path, tiny_gpt2):
+    """Trainer normalises by its count of targets: it must count after the causal shift, as the loss does."""
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    features = [dict(zip(("input_ids", "labels"), encode_example(tokenizer, entry, 1024, False)[:2])) for entry in ENTRIES]
+    batch = InstructionCollator(tokenizer.pad_token_id)(features)
+    assert (batch["labels"][:, 0] != -100).all()  # unmasked prompts: every row starts with a label
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    trainer = TargetLossTrainer(model=model, args=args, processing_class=tokenizer)
+    num_items = trainer._get_num_items_in_batch([batch], torch.device("cpu"))
+    step_loss = trainer.training_step(model, batch, num_items_in_batch=num_items)
+    assert step_loss.item() == pytest.approx(model(**batch).loss.item(), rel=1e-5)
