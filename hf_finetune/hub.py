@@ -85,13 +85,17 @@ def command_line(argv: list[str] | None = None) -> str:
         if token.startswith(tuple(f"{flag}=" for flag in SECRET_FLAGS)):
             continue
         shown.append(token)
-    script = argv[0] if argv else "recipe.py"
-    try:
-        script = str(Path(script).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        pass
+    script = Path(argv[0] if argv else "recipe.py").resolve()
+    package = Path(__file__).resolve().parent
+    if script.parent == package:  # started as `python -m hf_finetune.<module>`
+        target = ["-m", f"{package.name}.{script.stem}"]
+    else:
+        try:
+            target = [str(script.relative_to(Path.cwd()))]
+        except ValueError:
+            target = [str(script)]
     launcher = "accelerate launch" if "WORLD_SIZE" in os.environ or "ACCELERATE_MIXED_PRECISION" in os.environ else "python"
-    return scrub(" ".join([launcher, shlex.quote(script), *map(shlex.quote, shown)]))
+    return scrub(" ".join([launcher, *map(shlex.quote, target), *map(shlex.quote, shown)]))
 
 
 def is_hub_id(name: str) -> bool:

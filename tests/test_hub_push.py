@@ -271,3 +271,12 @@ def test_compare_cannot_push_three_models_to_one_repository(tmp_path):
     with pytest.raises(UserError, match="--push_to_hub publishes one model, and --compare trains three"):
         main(["--compare", "--push_to_hub", "--hub_model_id", "alice/x", "--output_dir", str(tmp_path / "x")])
     assert not (tmp_path / "x").exists()
+
+
+def test_the_card_command_is_the_one_a_user_typed_without_the_token():
+    import hf_finetune.sft
+    from hf_finetune.hub import command_line
+
+    module_run = command_line([hf_finetune.sft.__file__, "--dataset", "rotten_tomatoes", "--hub_token", TOKEN])
+    assert module_run == "python -m hf_finetune.sft --dataset rotten_tomatoes"
+    assert command_line(["recipes/spam.py", f"--hub_token={TOKEN}", "--push_to_hub"]) == "python recipes/spam.py --push_to_hub"
