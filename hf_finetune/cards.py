@@ -9,9 +9,9 @@ from transformers import TrainingArguments
 from .hub import model_card
 from .instruction_data import format_prompt
 from .label_token import LabelWords
+from .preparation import SPLIT_PREFIX
 from .results import markdown_table
 
-SPLIT_PREFIX = {"train": "train", "validation": "eval", "test": "test"}
 CLASSIFIER_LIMITS = [
     "Trained on one small data set; texts unlike it (other languages, domains, eras) get unreliable labels.",
     "The reported figures come from one seeded split; expect a few points of variation with another.",

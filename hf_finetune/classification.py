@@ -23,12 +23,12 @@ from .arguments import (
 )
 from .encoding import context_length, encode_for_head
 from .errors import run_cli
-from .cards import classification_card
+from .cards import classification_card, split_table
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .metrics import classification_metrics
 from .modeling import TrainablePolicy, apply_trainable_policy, count_parameters, load_classifier, load_tokenizer
-from .preparation import SPLITS, ClassificationData, prepare_classification
+from .preparation import SPLIT_PREFIX, SPLITS, ClassificationData, prepare_classification
 from .reliability import train_reliably
 from .results import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from .sources import load_source
@@ -42,8 +42,6 @@ from .training import (
     print_plan,
 )
 
-# Final metrics are reported as train_*, eval_* (validation) and test_*.
-SPLIT_PREFIX = {"train": "train", "validation": "eval", "test": "test"}
 REPORT_EXAMPLES = 8
 
 
@@ -217,14 +215,7 @@ def write_classification_results(
     report = "\n\n".join(
         [
             f"# {title}",
-            markdown_table(
-                ["split", "examples", "accuracy", "precision", "recall", "F1"],
-                [
-                    [split, len(data.splits[split])]
-                    + [results[f"{SPLIT_PREFIX[split]}_{key}"] for key in ("accuracy", "precision", "recall", "f1")]
-                    for split in SPLITS
-                ],
-            ),
+            split_table(data, results),
             f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
             f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),
             *extra_sections,

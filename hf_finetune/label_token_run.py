@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 
 from .arguments import DataArguments, ModelArguments, RunArguments, config_snapshot
 from .cards import label_token_card
-from .classification import SPLIT_PREFIX, load_classification_data, softmax, write_classification_results
+from .classification import load_classification_data, softmax, write_classification_results
 from .encoding import context_length
 from .errors import UserError
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
@@ -26,7 +26,7 @@ from .label_token_predict import LABEL_TOKEN_FILE
 from .lora import LoraArguments, apply_lora, describe_lora, save_trained_model
 from .metrics import classification_metrics
 from .modeling import TrainablePolicy, apply_causal_lm_policy, count_parameters, load_causal_lm, load_tokenizer
-from .preparation import SPLITS
+from .preparation import SPLIT_PREFIX, SPLITS
 from .results import atomic_write_json, history_from_log, markdown_table
 from .reliability import train_reliably
 from .training import EvaluateAtEpochEnd, device_name, guard_output_dir, precision_name, prepare_training_args, print_plan

@@ -17,6 +17,8 @@ from .errors import UserError
 from .sources import SourceData
 
 SPLITS = ("train", "validation", "test")
+# Final metrics are reported as train_*, eval_* (validation) and test_*.
+SPLIT_PREFIX = {"train": "train", "validation": "eval", "test": "test"}
 
 
 @dataclass
