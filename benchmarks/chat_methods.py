@@ -29,11 +29,11 @@ from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 import spanish_chat  # noqa: E402
 
-from hf_finetune.chat_data import ChatForm  # noqa: E402
-from hf_finetune.chat_encoding import COPY_LABELS, MASKED, encode_for_trainer, prompt_completion_records  # noqa: E402
-from hf_finetune.chat_training import sft_config_from  # noqa: E402
-from hf_finetune.modeling import load_causal_lm, load_tokenizer  # noqa: E402
-from hf_finetune.target_loss import TargetLossTrainer  # noqa: E402
+from hf_finetune.core.modeling import load_causal_lm, load_tokenizer  # noqa: E402
+from hf_finetune.core.trainers import TargetLossTrainer  # noqa: E402
+from hf_finetune.methods.chat.arguments import sft_config_from  # noqa: E402
+from hf_finetune.methods.chat.conversations import ChatForm  # noqa: E402
+from hf_finetune.methods.chat.encoding import COPY_LABELS, MASKED, encode_for_trainer, prompt_completion_records  # noqa: E402
 
 
 def batches(dataset, collator) -> list[dict]:
@@ -74,7 +74,7 @@ def main() -> None:
         steps[name] = (trainer, batches(data, collator), counts["loss_tokens"], counts["tokens"])
     sft = SFTTrainer(
         model=copy.deepcopy(base),
-        args=sft_config_from(training_args, scratch, None, messages=False),
+        args=sft_config_from(training_args, None, messages=False),
         train_dataset=prompt_completion_records(spanish_chat.DEMO, form, tokenizer),
         processing_class=tokenizer,
     )

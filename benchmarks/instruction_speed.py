@@ -40,13 +40,14 @@ SHARED = Path(os.environ.get("HF_FINETUNE_SHARED", PROJECT.parent / "shared"))
 sys.path.insert(0, str(PROJECT))
 
 from hf_finetune import tiny  # noqa: E402
-from hf_finetune.generate import generate_responses  # noqa: E402
-from hf_finetune.instruction import LogValidationResponse  # noqa: E402
-from hf_finetune.target_loss import TargetLossTrainer  # noqa: E402
-from hf_finetune.instruction_data import format_example, prepare_instructions  # noqa: E402
-from hf_finetune.instruction_encoding import InstructionCollator, encode_instructions  # noqa: E402
-from hf_finetune.modeling import load_tokenizer  # noqa: E402
-from hf_finetune.sources import load_source  # noqa: E402
+from hf_finetune.core.collate import padding_collator  # noqa: E402
+from hf_finetune.core.modeling import load_tokenizer  # noqa: E402
+from hf_finetune.core.sources import load_source  # noqa: E402
+from hf_finetune.core.trainers import TargetLossTrainer  # noqa: E402
+from hf_finetune.methods.instruction.data import prepare_instructions  # noqa: E402
+from hf_finetune.methods.instruction.encoding import encode_instructions  # noqa: E402
+from hf_finetune.methods.instruction.generate import LogValidationResponse, generate_responses  # noqa: E402
+from hf_finetune.methods.instruction.prompt import format_example  # noqa: E402
 
 BATCH = 8
 LEARNING_RATE = 5e-5
@@ -112,12 +113,13 @@ def run_ours(model_dir: Path, tokenizer, encoded, validation_entry, steps: int, 
     model.config.use_cache = False
     counted = {"tokens": 0}
 
-    class Counting(InstructionCollator):
-        def __call__(self, features):
-            batch = super().__call__(features)
-            if model.training:
-                counted["tokens"] += int(batch["attention_mask"].sum())
-            return batch
+    pad = padding_collator(tokenizer)
+
+    def counting(features):
+        batch = pad(features)
+        if model.training:
+            counted["tokens"] += int(batch["attention_mask"].sum())
+        return batch
 
     args = TrainingArguments(
         output_dir=str(output), max_steps=steps, per_device_train_batch_size=BATCH, per_device_eval_batch_size=BATCH,
@@ -129,7 +131,7 @@ def run_ours(model_dir: Path, tokenizer, encoded, validation_entry, steps: int, 
     trainer = TargetLossTrainer(
         model=model, args=args, train_dataset=encoded["train"],
         eval_dataset={"validation": encoded["validation"], "train": encoded["train"].select(range(40))},
-        processing_class=tokenizer, data_collator=Counting(tokenizer.pad_token_id),
+        processing_class=tokenizer, data_collator=counting,
         callbacks=[LogValidationResponse(validation_entry, tokenizer, 64)],
     )
     started, cpu_started = time.perf_counter(), time.process_time()

@@ -69,9 +69,11 @@ def build(options, side: str, split: str, limit: int | None):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
 
-    from hf_finetune.label_token import LabelTokenCollator, encode_label_token, resolve_label_words
-    from hf_finetune.label_token_model import LabelTokenTrainer, label_token_metrics
-    from hf_finetune.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+    from hf_finetune.core.collate import padding_collator
+    from hf_finetune.core.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+    from hf_finetune.methods.label_token.encoding import encode_label_token
+    from hf_finetune.methods.label_token.scoring import LabelTokenTrainer, label_token_metrics
+    from hf_finetune.methods.label_token.words import resolve_label_words
 
     torch.manual_seed(0)
     tokenizer = load_tokenizer(options.tokenizer)
@@ -115,7 +117,7 @@ def build(options, side: str, split: str, limit: int | None):
         dataset = encoded["data"]
         trainer = LabelTokenTrainer(
             model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
-            data_collator=LabelTokenCollator(tokenizer.pad_token_id),
+            data_collator=padding_collator(tokenizer),
             compute_metrics=lambda p: label_token_metrics(p, words, ["neg", "pos"]),
             label_words=words, pad_token_id=tokenizer.pad_token_id,
         )

@@ -28,13 +28,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the recipes/ folder lives beside the package
 
 import torch
-from transformers import DataCollatorWithPadding
 
 from hf_finetune import tiny
-from hf_finetune.classification import load_classification_data, main as run_recipe
-from hf_finetune.arguments import DataArguments
-from hf_finetune.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
-from hf_finetune.sources import REGISTRY
+from hf_finetune.core.classification_data import DataArguments, load_classification_data
+from hf_finetune.core.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
+from hf_finetune.core.sources import REGISTRY
+from hf_finetune.methods.head.train import main as run_recipe
 from recipes.spam import DEFAULTS
 
 

@@ -1,7 +1,9 @@
 """hf_finetune: fine-tune causal language models with the Hugging Face stack.
 
-Layers, top to bottom: sources -> preparation -> encoding -> modeling -> training -> results.
-Entry points: recipes/*.py, `python -m hf_finetune.predict`, `python -m hf_finetune.tiny`.
+core/     the shared layers and the run skeleton (nothing there imports a method)
+methods/  one package per method: head, label_token, instruction, chat
+Entry points: recipes/*.py, `python -m hf_finetune.classify|sft|predict|generate|chat_answer|tiny`.
+See docs/architecture.md.
 """
 
 __version__ = "0.1.0"

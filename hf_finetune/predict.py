@@ -16,34 +16,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import torch
 from transformers import AutoConfig
 
-from .errors import UserError, run_cli
-from .label_token_predict import LABEL_TOKEN_FILE, label_token_predictor
-from .modeling import load_tokenizer
-from .saved_runs import is_causal_lm_run, load_sequence_classifier, require_saved_run
+from .core.errors import UserError, run_cli
+from .core.saved_runs import is_causal_lm_run, require_saved_run
+from .methods.head.predict import head_predictor
+from .methods.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
-BATCH_SIZE = 32
-
-
-def head_predictor(run_dir: Path) -> Predictor:
-    tokenizer = load_tokenizer(str(run_dir))
-    model = load_sequence_classifier(run_dir).eval()  # a full model or a LoRA adapter run
-    labels = model.config.id2label
-
-    @torch.inference_mode()
-    def predict(texts: list[str]) -> list[tuple[str, float]]:
-        answers = []
-        for start in range(0, len(texts), BATCH_SIZE):
-            batch = tokenizer(texts[start : start + BATCH_SIZE], padding=True, truncation=True, return_tensors="pt")
-            probabilities = model(**batch).logits.float().softmax(-1)
-            best = probabilities.max(-1)
-            answers += [(labels[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
-        return answers
-
-    return predict
 
 
 def load_predictor(run_dir: str | Path) -> Predictor:

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
-from .errors import UserError, run_cli
-from .modeling import count_parameters, load_tokenizer
+from .core.errors import UserError, run_cli
+from .core.modeling import count_parameters, load_tokenizer
 
 # (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
 SHAPES = {

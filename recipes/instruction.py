@@ -19,8 +19,8 @@ The story, as in chapter 7 of "Build a Large Language Model (From Scratch)":
     python -m hf_finetune.generate outputs/instruction --instruction "Name the capital of France."
 """
 
-from hf_finetune.errors import run_cli
-from hf_finetune.instruction import main
+from hf_finetune.core.errors import run_cli
+from hf_finetune.methods.instruction.train import main
 
 DEFAULTS = dict(
     # data

@@ -14,8 +14,8 @@ The story, as in chapter 6 of "Build a Large Language Model (From Scratch)":
     accelerate launch recipes/spam.py [--any TrainingArguments flag] [--config FILE.yaml]
 """
 
-from hf_finetune.classification import main
-from hf_finetune.errors import run_cli
+from hf_finetune.core.errors import run_cli
+from hf_finetune.methods.head.train import main
 
 DEFAULTS = dict(
     # data

@@ -18,9 +18,9 @@ The story, after "CausalLM part 2: finetuning a model" (Theo Lebryk, 2024):
     accelerate launch recipes/spanish_chat.py [--compare] [--method copy_labels|masked|completion_only]
 """
 
-from hf_finetune.chat_data import ASSISTANT, USER, Turn
-from hf_finetune.chat_training import main
-from hf_finetune.errors import run_cli
+from hf_finetune.core.errors import run_cli
+from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
+from hf_finetune.methods.chat.train import main
 
 WORDS = {"dog": "perro", "water": "agua", "hello": "hola", "tree": "árbol", "mother": "madre"}
 DEMO = [[Turn(USER, f'How do you say "{english}" in Spanish?'), Turn(ASSISTANT, spanish)] for english, spanish in WORDS.items()]

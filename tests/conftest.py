@@ -70,3 +70,11 @@ def run_command(args: list[str], cwd: Path = PROJECT, timeout: int = 600, **env:
 
 def python_module(module: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     return run_command([sys.executable, "-m", module, *args], **kwargs)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e/ trains or launches real runs: `pytest -m "not slow"` leaves it out."""
+    e2e = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if e2e in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.slow)

@@ -1,7 +1,7 @@
 """Test harness: run a recipe with accelerate's FSDP plugin honoured on CPU.
 
 accelerate 1.15 switches FSDP on for accelerator devices only; on a CPU-only machine it keeps
-the plugin unused and trains as DDP (hf_finetune refuses that, see training.check_fsdp_device).
+the plugin unused and trains as DDP (hf_finetune refuses that, see core/preflight.check_fsdp_device).
 This wrapper makes AcceleratorState take the plugin on CPU too, so CI exercises real FSDP2
 (parameters sharded as DTensors, the full state dict gathered on save) over gloo, and prints
 how the model was wrapped at the first step.
@@ -19,7 +19,7 @@ import transformers
 from accelerate.utils import DistributedType
 from transformers import TrainerCallback
 
-from hf_finetune import training
+from hf_finetune.core import preflight
 
 original_state_init = accelerate.state.AcceleratorState.__init__
 
@@ -54,7 +54,7 @@ def trainer_init_reporting(self, *args, **kwargs):
 
 accelerate.state.AcceleratorState.__init__ = state_init_honouring_fsdp
 transformers.Trainer.__init__ = trainer_init_reporting
-training.FSDP_NEEDS_ACCELERATOR = False
+preflight.FSDP_NEEDS_ACCELERATOR = False
 
 if __name__ == "__main__":
     recipe, *flags = sys.argv[1:]

@@ -1,0 +1,101 @@
+"""Trainer callbacks every method's run uses: evaluation at each epoch's end, a checkpoint and a
+clean stop on SIGTERM/Ctrl-C, and a guard against non-finite gradients."""
+
+from __future__ import annotations
+
+import signal
+
+import torch
+from transformers import TrainerCallback, TrainingArguments
+
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class EvaluateAtEpochEnd(TrainerCallback):
+    """Evaluate at the end of every epoch as well as every `eval_steps` steps."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if args.eval_strategy != "no":
+            control.should_evaluate = True
+        return control
+
+
+class PreemptionCallback(TrainerCallback):
+    """On SIGTERM or SIGINT, save a checkpoint at the end of the current step and stop."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        self.received = signum
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        for signum in EXIT_CODES:
+            try:
+                self.previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals to whoever owns them
+                pass
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if _any_process(self.received is not None, args):
+            self.received = self.received or signal.SIGTERM
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def restore(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+
+class NonFiniteGuard(TrainerCallback):
+    """Before each optimizer step, check the gradients of the trainable parameters.
+
+    A NaN/inf loss makes NaN/inf gradients; catching them here keeps the weights (and any
+    checkpoint saved later) clean. Stops with the step number, or zeroes the gradients of that
+    batch when skipping is on.
+    """
+
+    def __init__(self, skip: bool):
+        self.skip = skip
+        self.skipped: list[int] = []
+        self.model = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.model = model
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        gradients = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
+        finite = all(torch.isfinite(g).all() for g in gradients)
+        if finite:
+            return control
+        step = state.global_step + 1
+        if not self.skip:
+            raise NonFiniteLoss(step)
+        for gradient in gradients:
+            gradient.zero_()
+        self.skipped.append(step)
+        if args.should_log:
+            print(f"warning: step {step} had a non-finite loss or gradient; its batch was skipped", flush=True)
+        return control
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, step: int):
+        super().__init__(f"non-finite loss at step {step}")
+        self.step = step
+
+
+def _any_process(flag: bool, args: TrainingArguments) -> bool:
+    """True when `flag` is set on any process, so every process saves and stops together."""
+    if args.world_size <= 1 or not torch.distributed.is_initialized():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    if torch.distributed.get_backend() == "nccl":
+        value = value.cuda()
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())

@@ -1,0 +1,159 @@
+"""Command-line arguments shared by every method, and how a run reads them.
+
+Precedence, lowest first: the recipe's defaults, `--config FILE.yaml`, the command line (TRL's
+`TrlParser` merges the YAML; a finished run's config.yaml is such a file). Every
+`transformers.TrainingArguments` field is a flag too (`--learning_rate`, `--bf16`, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+from transformers import TrainingArguments
+from trl import TrlParser
+
+from .errors import UserError
+
+CONFIG_HELP = "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins."
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(
+        default="gpt2",
+        metadata={"help": "Hub id or local folder of a causal LM (GPT-2, Bloom, Llama, ...)."},
+    )
+    trainable: str = field(
+        default="last_block",
+        metadata={
+            "help": "Which parameters train: 'last_block' (last transformer block + final norm + head), "
+            "'head', 'last_blocks:N', or 'all'."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow model code from the Hub to run (off unless you pass it)."}
+    )
+
+
+@dataclass
+class RunArguments:
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow replacing the results of a finished run in --output_dir."}
+    )
+    skip_nonfinite_batches: bool = field(
+        default=False,
+        metadata={"help": "Skip (and log) batches whose loss or gradients are NaN/inf instead of stopping."},
+    )
+    # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
+    traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
+
+
+def config_file_argv(argv: list[str], known: set[str]) -> list[str]:
+    """`argv` with its `--config FILE.yaml` checked (a mapping of known flag names to values) and
+    spelled `--config FILE`, the one form TrlParser reads; an empty file is dropped."""
+    argv = [part for token in argv for part in (token.split("=", 1) if token.startswith("--config=") else [token])]
+    if "--config" not in argv:
+        return argv
+    index = argv.index("--config")
+    if index + 1 >= len(argv):
+        raise UserError("--config needs a file name.")
+    path = argv[index + 1]
+    if not Path(path).is_file():
+        raise UserError(f"--config: file {path} does not exist.")
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise UserError(f"--config: {path} is not valid YAML ({error.__class__.__name__}).") from None
+    if content is None:
+        return argv[:index] + argv[index + 2 :]
+    if not isinstance(content, dict):
+        raise UserError(f"--config: {path} must be a mapping of flag names to values.")
+    for key in content:
+        if key not in known and key != "env":  # TrlParser sets the variables of an `env:` mapping
+            raise UserError(f"--config: {path} has an unknown key '{key}'.")
+    return argv
+
+
+def accelerator_available() -> bool:
+    import torch
+
+    return (
+        torch.cuda.is_available()
+        or (hasattr(torch, "xpu") and torch.xpu.is_available())
+        or torch.backends.mps.is_available()
+    )
+
+
+def cpu_processes_without_accelerator() -> dict[str, Any]:
+    """On a machine without GPU, run as CPU workers: `--use_cpu` by default.
+
+    TrainingArguments refuses `--bf16` unless `use_cpu` is on, and processes started by
+    `accelerate launch --multi_gpu` / `torchrun` only train together (DDP over gloo) when
+    accelerate is told they are CPU workers; otherwise each trains alone on the whole data and
+    all of them write the same run folder. Must run before TrainingArguments is built.
+    """
+    if accelerator_available():
+        return {}
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    return {"use_cpu": True}
+
+
+def parse_arguments(
+    dataclass_types: Sequence[type],
+    argv: Sequence[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> tuple:
+    """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = TrlParser(list(dataclass_types), description=f"{description or ''}\n\n{CONFIG_HELP}".strip())
+    known = {item.name for dataclass_type in dataclass_types for item in fields(dataclass_type)}
+    defaults = dict(defaults or {})
+    unknown = set(defaults) - known
+    if unknown:
+        raise ValueError(f"recipe defaults name unknown flags: {sorted(unknown)}")
+    if TrainingArguments in dataclass_types:
+        defaults = {**cpu_processes_without_accelerator(), **defaults}
+    parser.set_defaults(**defaults)
+    argv = config_file_argv(argv, known)
+    try:
+        return tuple(parser.parse_args_and_config(args=argv))
+    except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
+        message = str(error).strip().splitlines()[0]
+        if message.startswith("Some specified arguments are not used"):
+            unknown = [token for token in argv if token.startswith("--") and token in message]
+            raise UserError(f"unknown flag(s): {', '.join(unknown) or message}; see --help.") from None
+        raise UserError(f"conflicting or invalid flags: {message}") from None
+
+
+def training_args_as(config_class: type[TrainingArguments], args: TrainingArguments, **changes) -> TrainingArguments:
+    """`args` as another TrainingArguments class (TRL's SFTConfig, ...) with exactly the user's
+    values, not that class's own defaults; `changes` set its own fields or replace values."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init and not f.name.startswith("_")}
+    return config_class(**{**values, **changes})
+
+
+def _is_secret(key: str) -> bool:
+    """hub_token and the like; not max_new_tokens or special_tokens."""
+    return key == "token" or key.endswith("_token")
+
+
+def config_snapshot(*arguments) -> dict:
+    """A flat mapping of the run's flags, reusable with --config: every field of the project's
+    argument dataclasses, and the TrainingArguments that differ from their defaults. Fields
+    that hold secrets (tokens) are left out."""
+    snapshot: dict[str, Any] = {}
+    for item in arguments:
+        if isinstance(item, TrainingArguments):
+            reference = TrainingArguments(output_dir=item.output_dir).to_dict()
+            values = {k: v for k, v in item.to_dict().items() if v != reference.get(k) and not k.startswith("_")}
+        else:
+            values = asdict(item)
+        snapshot.update({k: v for k, v in values.items() if not _is_secret(k)})
+    return snapshot

@@ -1,0 +1,58 @@
+"""Batched greedy generation with left padding, for every method that lets a model answer."""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import UserError
+from .modeling import position_limit
+
+
+@torch.inference_mode()
+def greedy_generate(
+    model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int | None = None
+) -> list[str]:
+    """Greedy continuations of token-id `prompts`, in order, decoded without special tokens.
+
+    Prompts are sorted by length and batched with left padding, so every row's next token sits
+    in the last column and little time goes to padding; each row stops at end-of-text. Where the
+    model has a fixed context, fewer tokens are generated so that prompt and answer fit in it.
+    """
+    if tokenizer.eos_token_id is None:
+        raise UserError("the tokenizer has no end-of-text token, so generation cannot stop.")
+    if not prompts:
+        return []
+    limit = position_limit(model.config)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
+    batch_size = batch_size or len(prompts)
+    answers = [""] * len(prompts)
+    was_training, use_cache = model.training, model.config.use_cache
+    model.eval()
+    model.config.use_cache = True
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = tokenizer.pad(
+                {"input_ids": [prompts[row] for row in rows]}, padding=True, padding_side="left", return_tensors="pt"
+            )
+            longest = batch["input_ids"].shape[1]
+            output = model.generate(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                max_new_tokens=max_new_tokens if limit is None else max(1, min(max_new_tokens, limit - longest)),
+                do_sample=False,
+                num_beams=1,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=pad_id,
+            )
+            for position, row in enumerate(rows):
+                continuation = output[position, longest:].tolist()
+                if tokenizer.eos_token_id in continuation:
+                    continuation = continuation[: continuation.index(tokenizer.eos_token_id)]
+                answers[row] = tokenizer.decode(continuation, skip_special_tokens=True)
+    finally:
+        model.train(was_training)
+        model.config.use_cache = use_cache
+    return answers

@@ -1,0 +1,189 @@
+"""The run skeleton: the story of a training run, told once for every method.
+
+    preflight (output folder, flags, hub, the method's own checks) -> config snapshot
+    -> data -> tokenizer -> model -> LoRA or freezing policy -> encode -> plan -> Trainer
+    -> train_reliably -> evaluate -> save -> results -> push
+
+A method supplies what is particular to it by subclassing `Method`; `run(method)` calls its
+hooks in that order. docs/architecture.md shows how to add a method.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+
+import torch
+from transformers import PreTrainedModel, Trainer, TrainingArguments
+
+from .config import ModelArguments, RunArguments, config_snapshot
+from .errors import UserError
+from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
+from .lora import LoraArguments, apply_lora, describe_lora
+from .modeling import (
+    TrainablePolicy,
+    apply_causal_lm_policy,
+    apply_trainable_policy,
+    count_parameters,
+    is_sequence_classifier,
+    load_causal_lm,
+    load_tokenizer,
+)
+from .precision import describe_precision
+from .preflight import guard_output_dir, prepare_training_args
+from .saving import save_trained_model
+from .training import train_reliably
+
+
+class Method:
+    """The parts of a training run that are particular to one method.
+
+    The skeleton calls each hook once, in the order they are listed here. Hooks that load or
+    prepare keep what they make on `self` for the later ones.
+    """
+
+    description = ""  # the plan's "method" line
+    padding_side = "right"  # of the tokenizer while training
+
+    def __init__(
+        self,
+        model_args: ModelArguments,
+        run_args: RunArguments,
+        training_args: TrainingArguments,
+        lora_args: LoraArguments | None,
+        options: tuple = (),
+    ):
+        self.model_args = model_args
+        self.run_args = run_args
+        self.training_args = training_args
+        self.lora_args = lora_args or LoraArguments()
+        self.options = options  # the method's own argument dataclasses, saved in config.yaml
+
+    def check_arguments(self) -> None:
+        """Refuse flags that cannot work for this method, before anything loads."""
+
+    def config(self) -> dict:
+        """The flags of the run, for config.yaml (reusable with --config)."""
+        return config_snapshot(self.model_args, *self.options, self.training_args, self.lora_args)
+
+    def load_data(self) -> None:
+        """Load and check the data (the main process first: it downloads), before any model loads."""
+        raise NotImplementedError
+
+    def load_model(self, tokenizer) -> PreTrainedModel:
+        return load_causal_lm(self.model_args.model_name_or_path, tokenizer, self.model_args.trust_remote_code)
+
+    def encode(self, tokenizer, model) -> None:
+        """Turn the data into model inputs (the main process first: it fills the tokenization cache)."""
+        raise NotImplementedError
+
+    def plan(self) -> dict[str, object]:
+        """Lines of the plan printed before training: data, sizes, lengths."""
+        raise NotImplementedError
+
+    def build_trainer(self, model, tokenizer) -> Trainer:
+        raise NotImplementedError
+
+    def before_training(self, trainer: Trainer) -> None:
+        """E.g. measure the untrained model."""
+
+    def evaluate(self, trainer: Trainer, train_result, results: dict) -> dict:
+        """Every process: the final figures, added to `results` (training time and loss, what trained)."""
+        raise NotImplementedError
+
+    def write_results(self, trainer: Trainer, results: dict, config: dict) -> None:
+        """The main process, after the model is saved: the run folder's files, all_results.json last."""
+        raise NotImplementedError
+
+    def card(self, trainer: Trainer, results: dict) -> str:
+        """The model card pushed with --push_to_hub (the main process only)."""
+        raise NotImplementedError
+
+
+def run(method: Method) -> dict:
+    """Train, evaluate, save and report one method's run; returns its results."""
+    model_args, training_args = method.model_args, method.training_args
+    guard_output_dir(training_args.output_dir, method.run_args.overwrite_output_dir)
+    prepare_training_args(training_args)
+    prepare_hub_push(training_args)
+    method.check_arguments()
+    # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
+    config = method.config()
+    policy = TrainablePolicy.parse(model_args.trainable)
+
+    with training_args.main_process_first(desc="loading data"):
+        method.load_data()
+    tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code, method.padding_side)
+    model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
+    with training_args.main_process_first(desc="tokenizing"):
+        method.encode(tokenizer, model)
+    trainable, total = count_parameters(model)
+    print_plan(
+        {
+            "method": method.description,
+            "model": f"{model_args.model_name_or_path} ({model.__class__.__name__})",
+            **method.plan(),
+            "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
+            "device": device_name(training_args),
+            "precision": describe_precision(training_args),
+            "output": training_args.output_dir,
+        },
+        training_args,
+    )
+
+    with repo_creation_reported(training_args):
+        trainer = method.build_trainer(model, tokenizer)
+    defer_push_to_end(trainer)
+    method.before_training(trainer)
+    started, cpu_started = time.time(), time.process_time()
+    train_result = train_reliably(trainer, trainer.args, method.run_args.skip_nonfinite_batches)
+    results = {
+        "train_runtime_seconds": round(time.time() - started, 2),
+        "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine
+        "train_loss": train_result.training_loss,
+        "trainable": what_trains,
+    }
+    results = method.evaluate(trainer, train_result, results)
+    save_trained_model(trainer, trainer.args.output_dir, model_args.model_name_or_path, method.lora_args)
+
+    if trainer.is_world_process_zero():
+        method.write_results(trainer, results, config)
+    if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
+        push_run(trainer, method.card(trainer, results) if trainer.is_world_process_zero() else "")
+    return results
+
+
+def make_trainable(model: PreTrainedModel, policy: TrainablePolicy, lora_args: LoraArguments):
+    """LoRA adapters, or the `--trainable` policy; returns the model to train and what trains.
+
+    A class head follows the policy as it is; a causal LM keeps a tied LM head frozen under
+    'last_block(s)' (see modeling.apply_causal_lm_policy)."""
+    if lora_args.use_peft:
+        model = apply_lora(model, lora_args)
+        what_trains = describe_lora(model)
+    elif is_sequence_classifier(model):
+        apply_trainable_policy(model, policy)
+        what_trains = policy.describe()
+    else:
+        what_trains = apply_causal_lm_policy(model, policy)
+    model.config.use_cache = False  # no generation while training; checkpointing needs it off
+    if count_parameters(model)[0] == 0:
+        raise UserError(f"--trainable: '{policy.text}' leaves no parameter to train in this model.")
+    return model, what_trains
+
+
+def device_name(args: TrainingArguments) -> str:
+    device = args.device
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} x{args.world_size}"
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x{args.world_size}"
+
+
+def print_plan(lines: dict[str, object], args: TrainingArguments) -> None:
+    if not args.should_log:
+        return
+    width = max(len(key) for key in lines)
+    print("plan:")
+    for key, value in lines.items():
+        print(f"  {key.ljust(width)}  {value}")
+    print(flush=True)

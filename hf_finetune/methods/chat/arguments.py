@@ -1,0 +1,91 @@
+"""The chat method's own flags (with ModelArguments, RunArguments, TrainingArguments, LoraArguments),
+and the SFTConfig its completion_only method trains with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from hf_finetune.core.config import training_args_as
+from hf_finetune.core.errors import UserError
+
+from .conversations import ChatForm
+from .encoding import LOSS_METHODS
+
+COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
+
+
+@dataclass
+class ChatArguments:
+    method: str = field(
+        default="masked",
+        metadata={"help": "copy_labels (learn the whole text), masked (learn the answers only) or completion_only (TRL)."},
+    )
+    compare: bool = field(default=False, metadata={"help": "Train all three methods and write one comparison table."})
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "A local file/folder or Hub id of conversations: a text column in the '### Human: ... "
+            "### Assistant: ...' form, prompt/completion columns, or messages lists. Default: the recipe's demo set."
+        },
+    )
+    text_column: str = field(default="text", metadata={"help": "Column of text-form conversations."})
+    human_tag: str = field(default="\n\n### Human:", metadata={"help": "Tag in front of each human turn."})
+    assistant_tag: str = field(default="\n\n### Assistant:", metadata={"help": "Tag in front of each assistant turn."})
+    special_tokens: bool = field(
+        default=False,
+        metadata={"help": "The tutorial's special tokens: beginning-of-sequence after each assistant tag."},
+    )
+    completion_format: str = field(
+        default="auto",
+        metadata={
+            "help": "Data handed to TRL for completion_only: prompt_completion (completion_only_loss), messages "
+            "(assistant_only_loss with a {% generation %} chat template), or auto (prompt_completion when every "
+            "conversation is a single exchange)."
+        },
+    )
+    max_length: int | None = field(default=None, metadata={"help": "Truncate conversations to this many tokens."})
+    target_logits_only: bool = field(
+        default=True,
+        metadata={
+            "help": "copy_labels/masked: compute LM-head logits only where a label is learned (same loss, less "
+            "compute); --target_logits_only false gives the plain Trainer loss."
+        },
+    )
+    heldout_question: str | None = field(default=None, metadata={"help": "A question not in the training data."})
+    heldout_answer: str | None = field(default=None, metadata={"help": "Its expected answer (for the table)."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Longest generated answer."})
+    answers_every_epoch: bool = field(
+        default=True,
+        metadata={"help": "Answer the training questions at every epoch's end, to report when all are right."},
+    )
+    report_examples: int = field(default=10, metadata={"help": "Training questions answered in the table."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads are cached."})
+
+    def form(self) -> ChatForm:
+        return ChatForm(human_tag=self.human_tag, assistant_tag=self.assistant_tag, bos_after_assistant_tag=self.special_tokens)
+
+    def methods(self) -> tuple[str, ...]:
+        if self.method not in LOSS_METHODS:
+            raise UserError(f"--method: '{self.method}' is not one of {', '.join(LOSS_METHODS)}.")
+        if self.completion_format not in COMPLETION_FORMATS:
+            raise UserError(f"--completion_format: '{self.completion_format}' is not one of {', '.join(COMPLETION_FORMATS)}.")
+        return LOSS_METHODS if self.compare else (self.method,)
+
+
+def sft_config_from(args: TrainingArguments, max_length: int | None, messages: bool):
+    """An SFTConfig with exactly the user's TrainingArguments: SFTConfig's own defaults
+    (gradient checkpointing and bf16 on, lr 2e-5) would make the comparison unfair."""
+    from trl import SFTConfig
+
+    return training_args_as(
+        SFTConfig,
+        args,
+        max_length=max_length,
+        packing=False,  # Bloom ignores position_ids (ALiBi): packed sequences would see each other
+        padding_free=False,
+        completion_only_loss=None if messages else True,
+        assistant_only_loss=messages,
+        dataset_num_proc=None,
+    )

@@ -1,0 +1,192 @@
+"""Causal LM fine-tuning on conversations, after "CausalLM part 2: finetuning a model" (Theo
+Lebryk, 2024), three ways that differ only in which tokens carry loss:
+
+- copy_labels: labels = input_ids, the model learns the human text too;
+- masked: human turns are -100; each answer and the end-of-sequence closing it are learned;
+- completion_only: TRL's SFTTrainer builds the labels (prompt-completion data with
+  completion_only_loss, or messages with assistant_only_loss for multi-turn data).
+
+The story of one method: conversations -> the run's chat template (it writes the same text as
+the encoding) -> ids and labels -> Trainer (the LM head only where labels are) or SFTTrainer,
+with greedy answers to the training questions at every epoch's end -> answers to the training
+and held-out questions -> comparison table. `--compare` trains all three from the same start
+into subfolders and writes one table. recipes/spanish_chat.py chooses the defaults and the
+demo conversations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import Trainer, TrainingArguments
+
+from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
+from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.lora import LoraArguments
+from hf_finetune.core.modeling import count_parameters, load_tokenizer
+from hf_finetune.core.preflight import guard_output_dir
+from hf_finetune.core.run import Method, run
+from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
+
+from .answers import AnswerTracker, answer_questions, training_questions
+from .arguments import ChatArguments, sft_config_from
+from .card import chat_card
+from .conversations import ASSISTANT, Conversation, load_conversations
+from .encoding import (
+    COMPLETION_ONLY,
+    LOSS_METHODS,
+    chat_template,
+    conversation_records,
+    encode_for_trainer,
+    is_single_exchange,
+    loss_token_count,
+    prompt_completion_records,
+)
+from .report import write_chat_results
+
+ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments, LoraArguments)
+
+
+class ChatMethod(Method):
+    def __init__(self, model_args, chat_args: ChatArguments, run_args, training_args, lora_args, loss_method: str,
+                 demo: list[Conversation] | None = None, writes_report: bool = True):  # fmt: skip
+        super().__init__(model_args, run_args, training_args, lora_args, options=(chat_args,))
+        self.chat_args, self.loss_method, self.demo, self.writes_report = chat_args, loss_method, demo, writes_report
+        self.form = chat_args.form()
+        self.description = f"chat, {loss_method}"
+
+    def load_data(self) -> None:
+        if self.chat_args.dataset:
+            # Text-form rows may hold the tokenizer's bos/eos written out (as the tutorial's do): dropped.
+            tokenizer = load_tokenizer(self.model_args.model_name_or_path, self.model_args.trust_remote_code)
+            specials = [token for token in (tokenizer.bos_token, tokenizer.eos_token) if token]
+            self.conversations, self.origin = load_conversations(
+                self.chat_args.dataset, self.chat_args.text_column, self.form, self.chat_args.cache_dir, specials
+            )
+        elif self.demo:
+            self.conversations, self.origin = self.demo, "the recipe's demo conversations"
+        else:
+            raise UserError("--dataset: no dataset given and this entry point has no demo set.")
+
+    def encode(self, tokenizer, model) -> None:
+        tokenizer.chat_template = chat_template(self.form)  # saved with the model: prompts as trained
+        self.counts: dict = {}
+        if self.loss_method == COMPLETION_ONLY:  # SFTTrainer tokenizes when it is built
+            single = all(is_single_exchange(turns) for turns in self.conversations)
+            format = self.chat_args.completion_format
+            self.as_messages = format == "messages" or (format == "auto" and not single)
+            if not self.as_messages and not single:
+                raise UserError(
+                    "--completion_format prompt_completion: some conversations have several answers or end with a "
+                    "human turn; use --completion_format messages (or auto)."
+                )
+            self.dataset = conversation_records(self.conversations) if self.as_messages else prompt_completion_records(
+                self.conversations, self.form, tokenizer
+            )
+            return
+        self.dataset, self.counts = encode_for_trainer(
+            self.conversations, self.loss_method, self.form, tokenizer, self.chat_args.max_length
+        )
+        if len(self.dataset) == 0:
+            raise UserError(f"--max_length {self.chat_args.max_length} leaves no conversation with an answer token to learn.")
+        self.target_logits = self.chat_args.target_logits_only and supports_target_logits(model)
+        self.counts["loss_computation"] = "logits at targets only" if self.target_logits else "full logits"
+
+    def plan(self) -> dict[str, object]:
+        answers = sum(turn.role == ASSISTANT for turns in self.conversations for turn in turns)
+        return {
+            "data": f"{self.origin}: {len(self.conversations)} conversations, {answers} answers",
+            "format": f"{self.form.human_tag.strip()!r} / {self.form.assistant_tag.strip()!r}"
+            + (", bos after each assistant tag" if self.form.bos_after_assistant_tag else "")
+            + ", eos closes each answer",
+            "max length": self.chat_args.max_length or "none (no truncation)",
+            "held-out": self.chat_args.heldout_question or "none",
+        }
+
+    def build_trainer(self, model, tokenizer):
+        if self.loss_method == COMPLETION_ONLY:
+            from trl import SFTTrainer
+
+            args = sft_config_from(self.training_args, self.chat_args.max_length, self.as_messages)
+            trainer = SFTTrainer(model=model, args=args, train_dataset=self.dataset, processing_class=tokenizer)
+            labels = trainer.train_dataset["labels"]
+            if not labels:  # TRL drops the examples that truncation left without a target
+                raise UserError(f"--max_length {self.chat_args.max_length} leaves no conversation with an answer token to learn.")
+            self.counts = {
+                "format": "messages + assistant_only_loss" if self.as_messages else "prompt-completion + completion_only_loss",
+                "dropped": len(self.conversations) - len(labels),
+                "loss_tokens": sum(loss_token_count(row) for row in labels),
+                "tokens": sum(len(row) for row in trainer.train_dataset["input_ids"]),
+            }
+        else:
+            trainer = (TargetLossTrainer if self.target_logits else Trainer)(
+                model=model,
+                args=self.training_args,
+                train_dataset=self.dataset,
+                processing_class=tokenizer,
+                data_collator=padding_collator(tokenizer),
+            )
+        self.tracker = None
+        if self.chat_args.answers_every_epoch:
+            questions = training_questions(self.conversations, self.chat_args.report_examples)
+            self.tracker = AnswerTracker(questions, self.form, self.chat_args.max_new_tokens)
+            trainer.add_callback(self.tracker)
+        return trainer
+
+    def evaluate(self, trainer, train_result, results: dict) -> dict:
+        tracker = self.tracker
+        losses = [entry for entry in trainer.state.log_history if "loss" in entry]
+        row = {
+            "method": self.loss_method,
+            **self.counts,
+            "examples": len(trainer.train_dataset),
+            # Trainer's runtime includes the callbacks: the answers generated every epoch are not training.
+            "train_runtime_seconds": round(train_result.metrics["train_runtime"] - (tracker.seconds if tracker else 0.0), 2),
+            "final_train_loss": losses[-1]["loss"] if losses else None,
+            "mean_train_loss": train_result.training_loss,
+            "epochs": self.training_args.num_train_epochs,
+            "first_epoch_all_answers_exact": tracker.first_epoch_all_exact() if tracker else None,
+            "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
+            "history": [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses],
+            "trainable": results["trainable"],
+        }
+        row["trainable_parameters"], row["total_parameters"] = count_parameters(trainer.model)
+        return {**row, **answer_questions(trainer.model, trainer.processing_class, self.chat_args, self.conversations)}
+
+    def write_results(self, trainer, results: dict, config: dict) -> None:
+        if self.writes_report:
+            write_chat_results(Path(self.training_args.output_dir), [results], len(self.conversations), config,
+                               title=f"{self.model_args.model_name_or_path}: causal LM fine-tuning, 1 method(s)")  # fmt: skip
+
+    def card(self, trainer, results: dict) -> str:
+        return chat_card(self.model_args.model_name_or_path, self.origin, results, results["trainable"], trainer.args)
+
+
+def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> list[dict]:
+    """Every method from the same start, each into its own subfolder, then one comparison table."""
+    guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
+    config = config_snapshot(model_args, chat_args, training_args, lora_args)
+    methods = []
+    for name in LOSS_METHODS:
+        args = training_args_as(TrainingArguments, training_args, output_dir=str(Path(training_args.output_dir) / name))
+        methods.append(ChatMethod(model_args, chat_args, run_args, args, lora_args, name, demo, writes_report=False))
+    rows = [run(method) for method in methods]
+    if training_args.process_index == 0:
+        title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
+        write_chat_results(Path(training_args.output_dir), rows, len(methods[0].conversations), config, title)
+    return rows
+
+
+def main(argv: list[str] | None = None, defaults: dict | None = None, demo: list[Conversation] | None = None) -> list[dict]:
+    model_args, chat_args, run_args, training_args, lora_args = parse_arguments(ARGUMENTS, argv, defaults, __doc__)
+    names = chat_args.methods()
+    if len(names) > 1:
+        if training_args.push_to_hub:
+            raise UserError("--push_to_hub publishes one model, and --compare trains three; push a single --method.")
+        return compare(model_args, chat_args, run_args, training_args, lora_args, demo)
+    return [run(ChatMethod(model_args, chat_args, run_args, training_args, lora_args, names[0], demo))]
+
+
+if __name__ == "__main__":
+    run_cli(main)

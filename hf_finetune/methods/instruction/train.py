@@ -1,0 +1,134 @@
+"""Alpaca-style instruction fine-tuning, as in chapter 7 of "Build a Large Language Model (From
+Scratch)".
+
+The story: entries (instruction, optional input, output) -> the Alpaca prompt -> token ids and
+labels (the response's end-of-text included, so the model learns to stop; the prompt masked
+with --mask_prompt) -> Trainer with the LM head only where labels are, evaluated on validation
+and a training sample, with a response to one fixed validation example at every evaluation ->
+greedy answers to the whole test split -> ROUGE-L (and an optional judge) -> run folder.
+recipes/instruction.py chooses the defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import TrainingArguments
+
+from hf_finetune.core.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
+from hf_finetune.core.errors import run_cli
+from hf_finetune.core.lora import LoraArguments
+from hf_finetune.core.reports import history_from_log
+from hf_finetune.core.run import Method, run
+from hf_finetune.core.trainers import TargetLossTrainer, train_and_eval_datasets
+
+from .arguments import InstructionArguments
+from .card import instruction_card
+from .data import load_instruction_data
+from .encoding import encode_instructions
+from .generate import LogValidationResponse
+from .report import answer_test_split, write_instruction_results
+
+ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, TrainingArguments, LoraArguments)
+
+
+class InstructionMethod(Method):
+    def __init__(self, model_args, data_args: InstructionArguments, run_args, training_args, lora_args=None):
+        super().__init__(model_args, run_args, training_args, lora_args, options=(data_args,))
+        self.data_args = data_args
+        self.description = "instruction tuning, Alpaca prompt format, labels on " + (
+            "the response only (--mask_prompt)" if data_args.mask_prompt else "prompt and response"
+        ) + " + end-of-text"
+
+    def check_arguments(self) -> None:
+        self.data_args.check()
+        # Evaluation needs only the loss; keeping full-vocabulary logits is the classic out-of-memory.
+        self.training_args.prediction_loss_only = True
+
+    def load_data(self) -> None:
+        args = self.data_args
+        self.data = load_instruction_data(args.dataset, args.dataset_url, args.cache_dir, args.split)
+
+    def encode(self, tokenizer, model) -> None:
+        args = self.data_args
+        self.encoded, self.counts = encode_instructions(self.data.splits, tokenizer, args.max_length, args.mask_prompt)
+        self.tokens_per_epoch = sum(len(ids) for ids in self.encoded["train"]["input_ids"])
+
+    def plan(self) -> dict[str, object]:
+        touched = ", ".join(f"{split}: {c['truncated']} prompts cut, {c['dropped']} dropped" for split, c in self.counts.items())
+        return {
+            "data": "; ".join(self.data.notes),
+            "sizes": ", ".join(f"{k} {v}" for k, v in self.data.sizes().items()),
+            "max length": f"{self.data_args.max_length} tokens ({touched})",
+            "judge": self.data_args.judge_url or "none (nothing is sent anywhere)",
+        }
+
+    def build_trainer(self, model, tokenizer):
+        validation_entry = self.data.splits["validation"][0]
+        self.sampler = LogValidationResponse(validation_entry, tokenizer, self.data_args.sample_max_new_tokens)
+        return TargetLossTrainer(
+            model=model,
+            args=self.training_args,
+            **train_and_eval_datasets(self.encoded, self.data_args.train_eval_samples),
+            processing_class=tokenizer,
+            data_collator=padding_collator(tokenizer),
+            callbacks=[EvaluateAtEpochEnd(), self.sampler],
+        )
+
+    def before_training(self, trainer) -> None:
+        self.initial = trainer.evaluate() if self.training_args.eval_strategy != "no" else {}
+
+    def evaluate(self, trainer, train_result, results: dict) -> dict:
+        examples = len(self.encoded["train"])
+        self.history = history_from_log(trainer.state.log_history, examples)
+        final = next((point for point in reversed(self.history) if point["step"] == trainer.state.global_step
+                      and "eval_validation_loss" in point), None)  # fmt: skip
+        if final is None:  # no evaluation ran at the last step
+            final = trainer.evaluate() if self.training_args.eval_strategy != "no" else {}
+            self.history = history_from_log(trainer.state.log_history, examples)
+        if self.initial:
+            losses = {key: value for key, value in self.initial.items() if key.endswith("_loss")}
+            self.history.insert(0, {"step": 0, "epoch": 0.0, "examples_seen": 0, **losses})
+        return {
+            **results,
+            "train_tokens_per_epoch": self.tokens_per_epoch,
+            "initial_train_loss": self.initial.get("eval_train_loss"),
+            "initial_validation_loss": self.initial.get("eval_validation_loss"),
+            "final_train_loss": final.get("eval_train_loss"),
+            "final_validation_loss": final.get("eval_validation_loss"),
+            "truncation": self.counts,
+            "sizes": self.data.sizes(),
+        }
+
+    def write_results(self, trainer, results: dict, config: dict) -> None:
+        answered = answer_test_split(trainer.model, trainer.processing_class, self.data.splits["test"], self.data_args)
+        responses = answered.pop("responses")
+        results.update(answered)
+        write_instruction_results(
+            Path(self.training_args.output_dir),
+            results,
+            self.history,
+            responses,
+            self.sampler.samples,
+            self.tokens_per_epoch,
+            config=config,
+            title=f"{self.model_args.model_name_or_path} instruction-tuned on {self.data_args.dataset}",
+            report_examples=self.data_args.report_examples,
+        )
+
+    def card(self, trainer, results: dict) -> str:
+        return instruction_card(
+            self.model_args.model_name_or_path, self.data, results, results["trainable"], self.data_args.mask_prompt,
+            trainer.args,
+        )
+
+
+def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
+    model_args, data_args, run_args, training_args, lora_args = parse_arguments(ARGUMENTS, argv, defaults, __doc__)
+    return run(InstructionMethod(model_args, data_args, run_args, training_args, lora_args))
+
+
+if __name__ == "__main__":
+    run_cli(main)

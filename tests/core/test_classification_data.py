@@ -1,0 +1,100 @@
+"""Layer 2: balancing, seeded splits, label maps and the errors of bad data."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import datasets
+import pytest
+
+from hf_finetune.core.classification_data import prepare_classification
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.sources import REGISTRY, SourceData, load_source
+
+
+@pytest.fixture(scope="module")
+def sms_source(sms_zip) -> SourceData:
+    source = load_source(str(sms_zip))
+    source.label_names = list(REGISTRY["sms_spam"].label_names)
+    return source
+
+
+def spam_data(source, seed=123):
+    return prepare_classification(source, balance=True, split="0.7,0.1,0.2", seed=seed)
+
+
+def test_balance_and_split_sizes_on_the_real_data(sms_source):
+    data = spam_data(sms_source)
+    assert data.sizes() == {"train": 1045, "validation": 149, "test": 300}
+    everything = [label for split in data.splits.values() for label in split["label"]]
+    assert Counter(everything) == {0: 747, 1: 747}
+    assert data.label_names == ["ham", "spam"]
+    assert data.id2label == {0: "ham", 1: "spam"}
+    assert data.splits["train"].features["label"].names == ["ham", "spam"]
+
+
+def test_splits_are_disjoint_and_deterministic(sms_source):
+    first, again, other = spam_data(sms_source), spam_data(sms_source), spam_data(sms_source, seed=7)
+    for name in ("train", "validation", "test"):
+        assert first.splits[name]["text"] == again.splits[name]["text"]
+    assert first.splits["test"]["text"] != other.splits["test"]["text"]
+    # Every spam message lands in exactly one split (compared as multisets: the collection has duplicates).
+    spam_in_splits = Counter(
+        text for split in first.splits.values() for text, label in zip(split["text"], split["label"]) if label == 1
+    )
+    source_rows = sms_source.splits["train"]
+    assert spam_in_splits == Counter(t for t, l in zip(source_rows["text"], source_rows["label"]) if l == "spam")
+
+
+def test_labels_from_strings_are_sorted_names(sms_zip):
+    data = prepare_classification(load_source(str(sms_zip)), balance=False, seed=1)
+    assert data.label_names == ["ham", "spam"]
+    assert sum(data.sizes().values()) == 5572
+
+
+def test_class_names_flag_sets_the_order(sms_source):
+    data = prepare_classification(sms_source, class_names="spam,ham", balance=True, seed=123)
+    assert data.label_names == ["spam", "ham"]
+    first = data.splits["train"][0]
+    assert first["label"] in (0, 1)
+
+
+def test_presplit_data_is_kept_and_integer_labels_named(rt_folder):
+    data = prepare_classification(load_source(str(rt_folder)), class_names="neg,pos")
+    assert data.sizes() == {"train": 8530, "validation": 1066, "test": 1066}
+    assert data.splits["train"][0]["label"] == 1
+
+
+def source_from(rows: dict, name="bad.tsv", label_names=None) -> SourceData:
+    return SourceData(
+        splits=datasets.DatasetDict(train=datasets.Dataset.from_dict(rows)),
+        origin=name,
+        label_names=label_names,
+        files={"train": name},
+    )
+
+
+@pytest.mark.parametrize(
+    "rows, kwargs, message",
+    [
+        ({"msg": ["a", "b"], "label": ["ham", "spam"]}, {}, r"bad.tsv has no column 'text' \(columns: msg, label\)"),
+        ({"text": ["a", "b"], "lab": ["ham", "spam"]}, {}, "has no column 'label'.*--label_column"),
+        (
+            {"text": ["a", "b", "c"], "label": ["ham", "spam", "eggs"]},
+            {"class_names": "ham,spam"},
+            r"bad.tsv, row 3, column 'label': label 'eggs' is not one of ham, spam",
+        ),
+        ({"text": ["a", "  ", "c"], "label": ["ham", "spam", "ham"]}, {}, "row 2, column 'text': the text is empty"),
+        ({"text": ["a", "b"], "label": [0.0, float("nan")]}, {"class_names": "x,y"}, "row 2.*the label is missing"),
+        ({"text": ["a", "b", "c"], "label": ["ham", "ham", "ham"]}, {"class_names": "ham,spam", "balance": True},
+         "--balance: the training data has no example of spam"),
+        ({"text": ["a"] * 20, "label": ["ham"] * 20}, {"class_names": "ham,spam"},
+         "the train split holds only the class 'ham'"),
+        ({"text": ["a", "b"], "label": ["ham", "spam"]}, {"class_names": "ham,spam"}, "split is empty"),
+        ({"text": ["a", "b"], "label": ["ham", "spam"]}, {"split": "0.5,0.5"}, "--split: '0.5,0.5' must be three"),
+        ({"text": ["a", "b"], "label": ["ham", "spam"]}, {"class_names": "ham"}, "--class_names: 'ham' must name two"),
+    ],
+)
+def test_bad_data_names_file_row_and_column(rows, kwargs, message):
+    with pytest.raises(UserError, match=message):
+        prepare_classification(source_from(rows), **kwargs)

@@ -1,0 +1,155 @@
+"""Mixed precision and gradient checkpointing: the head method in detail, every recipe end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import torch
+from conftest import PROJECT
+from transformers import AutoModelForCausalLM, TrainingArguments
+
+from hf_finetune.core import precision
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.modeling import (
+    TrainablePolicy,
+    apply_trainable_policy,
+    load_classifier,
+    load_tokenizer,
+    transformer_blocks,
+)
+from hf_finetune.core.preflight import prepare_training_args
+from hf_finetune.methods.chat import train as chat_training
+from hf_finetune.methods.head import train as classification
+from hf_finetune.methods.instruction import train as instruction
+
+
+def short_run_argv(model, data, output, *extra) -> list[str]:
+    return [
+        "--model_name_or_path", str(model), "--dataset", str(data), "--balance",
+        "--trainable", "last_block", "--max_steps", "3", "--max_length", "32",
+        "--eval_strategy", "no", "--save_strategy", "no", "--train_eval_samples", "8",
+        "--per_device_eval_batch_size", "64", "--report_to", "none", "--output_dir", str(output), *extra,
+    ]  # fmt: skip
+
+
+# --- precision -------------------------------------------------------------------------------
+
+
+def test_bf16_autocast_check_really_computes_in_bf16():
+    if precision.cpu_bf16_instructions() is None:
+        pytest.skip("this CPU has no native bf16")
+    assert precision.bf16_autocast_runs_on_cpu()
+
+
+@pytest.mark.slow
+def test_bf16_run_on_cpu_says_so_in_the_plan(tiny_gpt2, sms_zip, tmp_path, capsys):
+    if precision.cpu_bf16_instructions() is None:
+        pytest.skip("this CPU has no native bf16")
+    results = classification.main(short_run_argv(tiny_gpt2, sms_zip, tmp_path / "run", "--bf16"))
+    plan = capsys.readouterr().out
+    assert "bf16 mixed precision (autocast on cpu" in plan
+    assert results["test_confusion_matrix"]  # it trained and evaluated
+
+
+def test_bf16_refused_with_the_reason_where_the_cpu_has_no_bf16(tiny_gpt2, sms_zip, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: None)
+    with pytest.raises(UserError, match=r"--bf16: this CPU .* no native bf16 instructions.*fp32"):
+        classification.main(short_run_argv(tiny_gpt2, sms_zip, tmp_path / "run", "--bf16"))
+    assert not (tmp_path / "run").exists(), "nothing may be written for a refused run"
+
+
+def test_accelerate_config_mixed_precision_is_honoured_and_checked(monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `mixed_precision: bf16` exports
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
+    assert precision.mixed_precision(args) == "bf16"
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: None)
+    with pytest.raises(UserError, match="mixed_precision: bf16 \\(accelerate config\\)"):
+        precision.check_precision(args)
+
+
+def test_fp32_is_the_default():
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
+    assert precision.describe_precision(args) == "fp32"
+
+
+# --- gradient checkpointing ------------------------------------------------------------------
+
+
+def frozen_body_gradients(model_dir, checkpointing_kwargs):
+    """Gradients of the last block after one backward pass with everything below it frozen."""
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(str(model_dir))
+    model = load_classifier(str(model_dir), ["ham", "spam"], tokenizer)
+    apply_trainable_policy(model, TrainablePolicy.parse("last_block"))
+    model.config.use_cache = False
+    if checkpointing_kwargs is not None:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=checkpointing_kwargs)
+        assert model.is_gradient_checkpointing
+    model.train()
+    model.config.resid_pdrop = model.config.attn_pdrop = model.config.embd_pdrop = 0.0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batch = tokenizer(["WINNER! claim your prize", "see you at six"], padding=True, return_tensors="pt")
+    model(**batch, labels=torch.tensor([1, 0])).loss.backward()
+    last_block = transformer_blocks(model)[-1]
+    return {name: parameter.grad for name, parameter in last_block.named_parameters()}
+
+
+def test_checkpointing_with_frozen_body_gives_the_trainable_block_its_gradients(tiny_gpt2):
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none", activation_checkpointing=True)
+    prepare_training_args(args)  # what every recipe does: non-reentrant checkpointing
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+    checkpointed = frozen_body_gradients(tiny_gpt2, args.activation_checkpointing_kwargs)
+    plain = frozen_body_gradients(tiny_gpt2, None)
+    for name, gradient in checkpointed.items():
+        assert gradient is not None and gradient.abs().sum() > 0, f"{name} got no gradient"
+        torch.testing.assert_close(gradient, plain[name], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_checkpointed_run_trains_with_cache_off_and_generation_cache_on(tiny_gpt2, sms_zip, tmp_path):
+    output = tmp_path / "run"
+    classification.main(short_run_argv(tiny_gpt2, sms_zip, output, "--gradient_checkpointing"))
+    results = json.loads((output / "all_results.json").read_text())
+    assert results["train_loss"] == results["train_loss"]  # finite, not NaN
+    config = json.loads((output / "config.json").read_text())
+    assert config.get("use_cache", True) is True, "the saved model must use its cache when generating"
+
+
+def assert_only_the_last_block_trained(base_dir, run_dir) -> None:
+    """Frozen embeddings and first block unchanged, last block moved, generation cache on."""
+    base, trained = AutoModelForCausalLM.from_pretrained(base_dir), AutoModelForCausalLM.from_pretrained(run_dir)
+    before, after = dict(base.named_parameters()), dict(trained.named_parameters())
+    assert torch.equal(before["transformer.wte.weight"], after["transformer.wte.weight"])
+    assert all(torch.equal(before[name], after[name]) for name in before if ".h.0." in name)
+    moved = [name for name in before if ".h.1." in name and not torch.equal(before[name], after[name])]
+    assert moved, "checkpointing through the frozen body left the last block without gradients"
+    assert trained.config.use_cache is True
+
+
+QUICK = ["--trainable", "last_block", "--gradient_checkpointing", "--learning_rate", "1e-3", "--eval_strategy", "no",
+         "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_checkpointed_instruction_run_trains_its_last_block(tiny_gpt2, instruction_json, tmp_path):
+    output = tmp_path / "instruction"
+    instruction.main(["--model_name_or_path", str(tiny_gpt2), "--dataset", str(instruction_json), "--max_steps", "2",
+                      "--max_new_tokens", "2", "--generation_batch_size", "64", "--output_dir", str(output), *QUICK])
+    assert_only_the_last_block_trained(tiny_gpt2, output)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["masked", "completion_only"])
+def test_checkpointed_chat_run_trains_its_last_block(tiny_gpt2, tmp_path, method):
+    sys.path.insert(0, str(PROJECT / "recipes"))
+    import spanish_chat
+
+    output = tmp_path / method
+    chat_training.main(["--model_name_or_path", str(tiny_gpt2), "--method", method, "--num_train_epochs", "1",
+                        "--answers_every_epoch", "false", "--output_dir", str(output), *QUICK],
+                       defaults=spanish_chat.DEFAULTS, demo=spanish_chat.DEMO)  # fmt: skip
+    assert_only_the_last_block_trained(tiny_gpt2, output)

@@ -1,0 +1,152 @@
+"""Layer 1: reading the SMS Spam Collection from every form it comes in, and the real download path."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import threading
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.sources import REGISTRY, load_source
+
+
+def label_counts(source) -> Counter:
+    return Counter(source.splits["train"]["label"])
+
+
+def test_zip_is_read_the_way_pandas_reads_it(sms_zip):
+    source = load_source(str(sms_zip))
+    assert list(source.splits) == ["train"]
+    assert len(source.splits["train"]) == 5572
+    assert label_counts(source) == {"ham": 4825, "spam": 747}
+
+
+def test_tsv_and_csv_copies_give_the_same_rows(sms_zip, tmp_path):
+    tsv = tmp_path / "SMSSpamCollection.tsv"
+    tsv.write_bytes(zipfile.ZipFile(sms_zip).read("SMSSpamCollection"))
+    from_tsv = load_source(str(tsv))
+    assert label_counts(from_tsv) == {"ham": 4825, "spam": 747}
+
+    frame = from_tsv.splits["train"].to_pandas()[["text", "label"]]
+    csv = tmp_path / "sms.csv"
+    frame.to_csv(csv, index=False)
+    from_csv = load_source(str(csv))
+    assert from_csv.splits["train"]["text"] == from_tsv.splits["train"]["text"]
+
+
+def test_tsv_with_header_and_other_column_names(tmp_path):
+    tsv = tmp_path / "data.tsv"
+    tsv.write_text("message\tcategory\nhello there\tham\nWIN NOW\tspam\n", encoding="utf-8")
+    source = load_source(str(tsv), columns=("message", "category"))
+    assert source.splits["train"].column_names == ["message", "category"]
+
+
+def test_split_folder_of_jsonl(rt_folder):
+    source = load_source(str(rt_folder))
+    assert {name: len(split) for name, split in source.splits.items()} == {
+        "train": 8530,
+        "validation": 1066,
+        "test": 1066,
+    }
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="nothing.zip does not exist"):
+        load_source(str(tmp_path / "nothing.zip"))
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.tsv").write_text("")
+    with pytest.raises(UserError, match="empty.tsv is empty"):
+        load_source(str(tmp_path / "empty.tsv"))
+
+
+def test_truncated_zip_is_an_unreadable_archive(sms_zip, tmp_path):
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(sms_zip.read_bytes()[:50_000])
+    with pytest.raises(UserError, match="not a readable zip archive"):
+        load_source(str(broken))
+
+
+def test_latin1_file_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes("ham\thello\nspam\tcaf\xe9 prize\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"latin1.tsv is not UTF-8 \(byte \d+, line 2\)"):
+        load_source(str(path))
+
+
+def test_unknown_hub_dataset_is_one_sentence():
+    with pytest.raises(UserError, match="could not load 'nobody/no-such-dataset' from the Hugging Face Hub"):
+        load_source("nobody/no-such-dataset")
+
+
+class _Server:
+    """Serve a folder on 127.0.0.1 and count requests, with no mocking of the HTTP client."""
+
+    def __init__(self, folder: Path):
+        self.requests = 0
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server.requests += 1
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=folder))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_download_verifies_caches_and_reads(sms_zip, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "sms+spam+collection.zip").write_bytes(sms_zip.read_bytes())
+    cache = tmp_path / "cache"
+    with _Server(served) as server:
+        url = server.url("sms+spam+collection.zip")
+        source = load_source("sms_spam", url=url, cache_dir=str(cache))
+        assert label_counts(source) == {"ham": 4825, "spam": 747}
+        assert source.label_names == ["ham", "spam"]
+        cached = cache / REGISTRY["sms_spam"].filename
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() in REGISTRY["sms_spam"].sha256
+        load_source("sms_spam", url=url, cache_dir=str(cache))
+        assert server.requests == 1, "the second load must come from the cache"
+
+
+def test_corrupted_download_is_rejected_by_checksum(sms_zip, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    corrupted = bytearray(sms_zip.read_bytes())
+    corrupted[1000] ^= 0xFF
+    (served / "sms.zip").write_bytes(bytes(corrupted))
+    cache = tmp_path / "cache"
+    with _Server(served) as server:
+        with pytest.raises(UserError, match="not the known checksum"):
+            load_source("sms_spam", url=server.url("sms.zip"), cache_dir=str(cache))
+    assert list(cache.iterdir()) == [], "nothing unverified may stay in the cache"
+
+
+def test_unreachable_url_names_the_way_out(tmp_path):
+    with _Server(tmp_path) as server:
+        missing = server.url("not-there.zip")
+        with pytest.raises(UserError, match=r"could not download sms_spam: .*not-there.zip.*--dataset PATH"):
+            load_source("sms_spam", url=missing, cache_dir=str(tmp_path / "cache"))
