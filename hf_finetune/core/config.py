@@ -1,12 +1,16 @@
 """Command-line arguments shared by every method, and how a run reads them.
 
-Precedence, lowest first: the recipe's defaults, `--config FILE.yaml`, the command line (TRL's
-`TrlParser` merges the YAML; a finished run's config.yaml is such a file). Every
-`transformers.TrainingArguments` field is a flag too (`--learning_rate`, `--bf16`, ...).
+Precedence, lowest first: the recipe's defaults, `--config FILE.yaml` (a finished run's
+config.yaml is such a file), the command line. Every `transformers.TrainingArguments` field is
+a flag too (`--learning_rate`, `--bf16`, ...). HfArgumentParser reads the flags; the YAML file
+is turned into command-line tokens first rather than handed to TRL's `TrlParser`, which sets
+YAML values as untyped defaults (a null replaces a default, `15` stays an int in a float
+field, `4` in a text field, a list lands in a one-value field).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -14,8 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
-from transformers import TrainingArguments
-from trl import TrlParser
+from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError
 
@@ -54,8 +57,9 @@ class RunArguments:
 
 
 def config_file_argv(argv: list[str], known: set[str]) -> list[str]:
-    """`argv` with its `--config FILE.yaml` checked (a mapping of known flag names to values) and
-    spelled `--config FILE`, the one form TrlParser reads; an empty file is dropped."""
+    """`argv` with its `--config FILE.yaml` replaced by the file's flags, placed first so that the
+    command line wins. Each value becomes command-line tokens, so it is typed and checked exactly
+    as if typed there (a null keeps the default)."""
     argv = [part for token in argv for part in (token.split("=", 1) if token.startswith("--config=") else [token])]
     if "--config" not in argv:
         return argv
@@ -69,14 +73,21 @@ def config_file_argv(argv: list[str], known: set[str]) -> list[str]:
         content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise UserError(f"--config: {path} is not valid YAML ({error.__class__.__name__}).") from None
-    if content is None:
-        return argv[:index] + argv[index + 2 :]
-    if not isinstance(content, dict):
+    if content is not None and not isinstance(content, dict):
         raise UserError(f"--config: {path} must be a mapping of flag names to values.")
-    for key in content:
-        if key not in known and key != "env":  # TrlParser sets the variables of an `env:` mapping
+    tokens: list[str] = []
+    for key, value in (content or {}).items():
+        if key not in known:
             raise UserError(f"--config: {path} has an unknown key '{key}'.")
-    return argv
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            tokens += [f"--{key}", *[str(item) for item in value]]
+        elif isinstance(value, dict):
+            tokens += [f"--{key}", json.dumps(value)]
+        else:
+            tokens += [f"--{key}", str(value)]
+    return tokens + argv[:index] + argv[index + 2 :]
 
 
 def accelerator_available() -> bool:
@@ -112,7 +123,7 @@ def parse_arguments(
 ) -> tuple:
     """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = TrlParser(list(dataclass_types), description=f"{description or ''}\n\n{CONFIG_HELP}".strip())
+    parser = HfArgumentParser(list(dataclass_types), description=f"{description or ''}\n\n{CONFIG_HELP}".strip())
     known = {item.name for dataclass_type in dataclass_types for item in fields(dataclass_type)}
     defaults = dict(defaults or {})
     unknown = set(defaults) - known
@@ -123,7 +134,7 @@ def parse_arguments(
     parser.set_defaults(**defaults)
     argv = config_file_argv(argv, known)
     try:
-        return tuple(parser.parse_args_and_config(args=argv))
+        return parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
         message = str(error).strip().splitlines()[0]
         if message.startswith("Some specified arguments are not used"):

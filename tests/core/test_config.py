@@ -76,3 +76,19 @@ def test_snapshot_round_trips_and_keeps_secrets_out(tmp_path):
 def test_config_flag_without_a_file():
     with pytest.raises(UserError, match="--config needs a file name"):
         parse(["--output_dir", "x", "--config"])
+
+
+def test_yaml_values_take_the_type_of_their_flag_and_null_keeps_the_default(tmp_path):
+    config = tmp_path / "typed.yaml"
+    config.write_text("num_train_epochs: 15\ndataset: 123\nmax_length: null\n", encoding="utf-8")
+    _, data, _, training, _ = parse(["--config", str(config)], defaults={"max_length": 64})
+    assert training.num_train_epochs == 15.0 and isinstance(training.num_train_epochs, float)
+    assert data.dataset == "123"
+    assert data.max_length == 64
+
+
+def test_a_list_for_a_one_value_flag_is_refused(tmp_path):
+    config = tmp_path / "list.yaml"
+    config.write_text("lora_target_modules: [c_attn, c_proj]\n", encoding="utf-8")
+    with pytest.raises(UserError, match="unknown flag"):
+        parse(["--config", str(config)])

@@ -60,10 +60,10 @@ def coinciding_curves(histories: dict[str, list[dict]], tolerance: float = 1e-3)
     return pairs
 
 
-def write_chat_results(folder: Path, rows: list[dict], examples_per_epoch: int, config: dict, title: str) -> None:
-    """The comparison of one or more methods' rows (each row's loss history moves to the plot and
-    to all_results.json's `history`)."""
-    histories = {row["method"]: row.pop("history") for row in rows}
+def write_chat_results(
+    folder: Path, rows: list[dict], histories: dict[str, list[dict]], examples_per_epoch: int, config: dict, title: str
+) -> None:
+    """The comparison of one or more methods: their rows, and their loss histories plotted."""
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     merged = [

@@ -25,13 +25,13 @@ from hf_finetune.core.config import ModelArguments, RunArguments, config_snapsho
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.lora import LoraArguments
 from hf_finetune.core.modeling import count_parameters, load_tokenizer
-from hf_finetune.core.preflight import guard_output_dir
+from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
 from hf_finetune.core.run import Method, run
 from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
 
 from .answers import AnswerTracker, answer_questions, training_questions
 from .arguments import ChatArguments, sft_config_from
-from .card import chat_card
+from .card import LOSS_METHOD_DESCRIPTIONS, chat_card
 from .conversations import ASSISTANT, Conversation, load_conversations
 from .encoding import (
     COMPLETION_ONLY,
@@ -54,7 +54,7 @@ class ChatMethod(Method):
         super().__init__(model_args, run_args, training_args, lora_args, options=(chat_args,))
         self.chat_args, self.loss_method, self.demo, self.writes_report = chat_args, loss_method, demo, writes_report
         self.form = chat_args.form()
-        self.description = f"chat, {loss_method}"
+        self.description = f"causal LM on conversations, {LOSS_METHOD_DESCRIPTIONS[loss_method]}"
 
     def load_data(self) -> None:
         if self.chat_args.dataset:
@@ -148,16 +148,18 @@ class ChatMethod(Method):
             "epochs": self.training_args.num_train_epochs,
             "first_epoch_all_answers_exact": tracker.first_epoch_all_exact() if tracker else None,
             "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
-            "history": [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses],
             "trainable": results["trainable"],
         }
         row["trainable_parameters"], row["total_parameters"] = count_parameters(trainer.model)
+        self.history = [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses]
         return {**row, **answer_questions(trainer.model, trainer.processing_class, self.chat_args, self.conversations)}
 
     def write_results(self, trainer, results: dict, config: dict) -> None:
         if self.writes_report:
-            write_chat_results(Path(self.training_args.output_dir), [results], len(self.conversations), config,
-                               title=f"{self.model_args.model_name_or_path}: causal LM fine-tuning, 1 method(s)")  # fmt: skip
+            title = f"{self.model_args.model_name_or_path}: causal LM fine-tuning, 1 method(s)"
+            histories = {self.loss_method: self.history}
+            write_chat_results(Path(self.training_args.output_dir), [results], histories, len(self.conversations), config,
+                               title)  # fmt: skip
 
     def card(self, trainer, results: dict) -> str:
         return chat_card(self.model_args.model_name_or_path, self.origin, results, results["trainable"], trainer.args)
@@ -166,6 +168,7 @@ class ChatMethod(Method):
 def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> list[dict]:
     """Every method from the same start, each into its own subfolder, then one comparison table."""
     guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
+    prepare_training_args(training_args)  # as every run does before its snapshot
     config = config_snapshot(model_args, chat_args, training_args, lora_args)
     methods = []
     for name in LOSS_METHODS:
@@ -174,7 +177,8 @@ def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> 
     rows = [run(method) for method in methods]
     if training_args.process_index == 0:
         title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
-        write_chat_results(Path(training_args.output_dir), rows, len(methods[0].conversations), config, title)
+        histories = {method.loss_method: method.history for method in methods}
+        write_chat_results(Path(training_args.output_dir), rows, histories, len(methods[0].conversations), config, title)
     return rows
 
 

@@ -63,10 +63,6 @@ class LabelTokenMethod(Method):
         super().__init__(model_args, run_args, training_args, lora_args, options=(data_args, method_args))
         self.data_args, self.method_args = data_args, method_args
 
-    def check_arguments(self) -> None:
-        # The evaluation needs the class id and the prefix length, which are not model inputs.
-        self.training_args.remove_unused_columns = False
-
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
 
@@ -95,6 +91,8 @@ class LabelTokenMethod(Method):
         }
 
     def build_trainer(self, model, tokenizer):
+        # The evaluation needs the class id and the prefix length, which are not model inputs.
+        self.training_args.remove_unused_columns = False
         return LabelTokenTrainer(
             model=model,
             args=self.training_args,
