@@ -10,8 +10,8 @@ from transformers import TrainingArguments
 from hf_finetune.core.config import training_args_as
 from hf_finetune.core.errors import UserError
 
-from .conversations import ChatForm
-from .encoding import LOSS_METHODS
+from .conversations import ChatForm, Conversation
+from .encoding import LOSS_METHODS, is_single_exchange
 
 COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 
@@ -65,6 +65,16 @@ class ChatArguments:
 
     def form(self) -> ChatForm:
         return ChatForm(human_tag=self.human_tag, assistant_tag=self.assistant_tag, bos_after_assistant_tag=self.special_tokens)
+
+    def trl_messages_format(self, conversations: list[Conversation]) -> bool:
+        """Whether completion_only hands TRL messages (else prompt-completion pairs)."""
+        single = all(is_single_exchange(turns) for turns in conversations)
+        if self.completion_format == "prompt_completion" and not single:
+            raise UserError(
+                "--completion_format prompt_completion: some conversations have several answers or end with a "
+                "human turn; use --completion_format messages (or auto)."
+            )
+        return self.completion_format == "messages" or (self.completion_format == "auto" and not single)
 
     def methods(self) -> tuple[str, ...]:
         if self.method not in LOSS_METHODS:

@@ -141,6 +141,16 @@ def encode_for_trainer(
     return kept.remove_columns("truncated"), counts
 
 
+def trl_counts(dataset: datasets.Dataset, conversations: int, as_messages: bool) -> dict:
+    """What TRL's SFTTrainer made of the conversations: the format, dropped rows, tokens carrying loss."""
+    return {
+        "format": "messages + assistant_only_loss" if as_messages else "prompt-completion + completion_only_loss",
+        "dropped": conversations - len(dataset),
+        "loss_tokens": sum(loss_token_count(row) for row in dataset["labels"]),
+        "tokens": sum(len(row) for row in dataset["input_ids"]),
+    }
+
+
 def is_single_exchange(turns: Conversation) -> bool:
     """One answer, at the end: expressible as one prompt-completion pair."""
     return turns[-1].role == ASSISTANT and sum(turn.role == ASSISTANT for turn in turns) == 1

@@ -39,9 +39,8 @@ from .encoding import (
     chat_template,
     conversation_records,
     encode_for_trainer,
-    is_single_exchange,
-    loss_token_count,
     prompt_completion_records,
+    trl_counts,
 )
 from .report import write_chat_results
 
@@ -73,14 +72,7 @@ class ChatMethod(Method):
         tokenizer.chat_template = chat_template(self.form)  # saved with the model: prompts as trained
         self.counts: dict = {}
         if self.loss_method == COMPLETION_ONLY:  # SFTTrainer tokenizes when it is built
-            single = all(is_single_exchange(turns) for turns in self.conversations)
-            format = self.chat_args.completion_format
-            self.as_messages = format == "messages" or (format == "auto" and not single)
-            if not self.as_messages and not single:
-                raise UserError(
-                    "--completion_format prompt_completion: some conversations have several answers or end with a "
-                    "human turn; use --completion_format messages (or auto)."
-                )
+            self.as_messages = self.chat_args.trl_messages_format(self.conversations)
             self.dataset = conversation_records(self.conversations) if self.as_messages else prompt_completion_records(
                 self.conversations, self.form, tokenizer
             )
@@ -110,15 +102,9 @@ class ChatMethod(Method):
 
             args = sft_config_from(self.training_args, self.chat_args.max_length, self.as_messages)
             trainer = SFTTrainer(model=model, args=args, train_dataset=self.dataset, processing_class=tokenizer)
-            labels = trainer.train_dataset["labels"]
-            if not labels:  # TRL drops the examples that truncation left without a target
+            if len(trainer.train_dataset) == 0:  # TRL drops the examples that truncation left without a target
                 raise UserError(f"--max_length {self.chat_args.max_length} leaves no conversation with an answer token to learn.")
-            self.counts = {
-                "format": "messages + assistant_only_loss" if self.as_messages else "prompt-completion + completion_only_loss",
-                "dropped": len(self.conversations) - len(labels),
-                "loss_tokens": sum(loss_token_count(row) for row in labels),
-                "tokens": sum(len(row) for row in trainer.train_dataset["input_ids"]),
-            }
+            self.counts = trl_counts(trainer.train_dataset, len(self.conversations), self.as_messages)
         else:
             trainer = (TargetLossTrainer if self.target_logits else Trainer)(
                 model=model,
