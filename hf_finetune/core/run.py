@@ -43,7 +43,6 @@ class Method:
     """
 
     description = ""  # the plan's "method" line
-    padding_side = "right"  # of the tokenizer while training
 
     def __init__(
         self,
@@ -58,6 +57,7 @@ class Method:
         self.training_args = training_args
         self.lora_args = lora_args or LoraArguments()
         self.options = options  # the method's own argument dataclasses, saved in config.yaml
+        self._tokenizer = None
 
     def check_arguments(self) -> None:
         """Refuse flags that cannot work for this method, before anything loads."""
@@ -69,6 +69,15 @@ class Method:
     def load_data(self) -> None:
         """Load and check the data (the main process first: it downloads), before any model loads."""
         raise NotImplementedError
+
+    def load_tokenizer(self):
+        """The model's tokenizer (pad token set, right padding for training), loaded once per run:
+        a hook that needs it early (e.g. data written with the tokenizer's special tokens) gets the
+        same object the skeleton uses afterwards."""
+        if self._tokenizer is None:
+            model_args = self.model_args
+            self._tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code)
+        return self._tokenizer
 
     def load_model(self, tokenizer) -> PreTrainedModel:
         return load_causal_lm(self.model_args.model_name_or_path, tokenizer, self.model_args.trust_remote_code)
@@ -113,7 +122,7 @@ def run(method: Method) -> dict:
 
     with training_args.main_process_first(desc="loading data"):
         method.load_data()
-    tokenizer = load_tokenizer(model_args.model_name_or_path, model_args.trust_remote_code, method.padding_side)
+    tokenizer = method.load_tokenizer()
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
     with training_args.main_process_first(desc="tokenizing"):
         method.encode(tokenizer, model)

@@ -39,9 +39,11 @@ class CopyTextMethod(Method):
     def load_data(self) -> None:
         self.record("load_data")
         self.texts = TEXTS
+        self.early_tokenizer = self.load_tokenizer()  # a hook may need it before the skeleton loads it
 
     def load_model(self, tokenizer):
         self.record("load_model")
+        assert tokenizer is self.early_tokenizer, "the tokenizer is loaded once per run"
         return super().load_model(tokenizer)
 
     def encode(self, tokenizer, model) -> None:

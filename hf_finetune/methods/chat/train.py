@@ -24,7 +24,7 @@ from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import count_parameters, load_tokenizer
+from hf_finetune.core.modeling import count_parameters
 from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
 from hf_finetune.core.run import Method, run
 from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
@@ -58,7 +58,7 @@ class ChatMethod(Method):
     def load_data(self) -> None:
         if self.chat_args.dataset:
             # Text-form rows may hold the tokenizer's bos/eos written out (as the tutorial's do): dropped.
-            tokenizer = load_tokenizer(self.model_args.model_name_or_path, self.model_args.trust_remote_code)
+            tokenizer = self.load_tokenizer()
             specials = [token for token in (tokenizer.bos_token, tokenizer.eos_token) if token]
             self.conversations, self.origin = load_conversations(
                 self.chat_args.dataset, self.chat_args.text_column, self.form, self.chat_args.cache_dir, specials
