@@ -1,7 +1,7 @@
 """Shared fixtures: the ../shared folder, a tiny random-init GPT-2, subprocess helpers.
 
 Tests that need ../shared skip with a reason on a developer machine without it, and fail
-when CI=true (CI always has it).
+when CI=true (CI always has it; .ci/run exports CI=true).
 """
 
 from __future__ import annotations
@@ -62,10 +62,16 @@ def tiny_gpt2(tmp_path_factory, gpt2_tokenizer_dir) -> Path:
     return output
 
 
+def subprocess_env(**env: str) -> dict[str, str]:
+    """This environment for a child process that imports this checkout's hf_finetune, wherever (or
+    whether) the package is installed: `python recipes/x.py` does not put the checkout on sys.path."""
+    path = os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **env}
+
+
 def run_command(args: list[str], cwd: Path = PROJECT, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
     """Run a command as a user would, capturing its output as text."""
-    full_env = {**os.environ, **env}
-    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def python_module(module: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -78,3 +84,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if e2e in Path(item.fspath).resolve().parents:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread in this process: two threads on two cores shared with other jobs stall on
+    each other, tiny models need no more, and learning tests then give the same figures anywhere.
+    Module-scoped, so that a module's own module-scoped runs (`pytestmark = usefixtures(...)`) get it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
+import re
 import sys
 
 import pytest
@@ -43,8 +45,11 @@ def test_config_loads_with_accelerates_loader(name):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_config_opens_with_a_comment_on_when_to_use_it(name):
-    first_line = (CONFIG_DIR / name).read_text(encoding="utf-8").splitlines()[0]
-    assert first_line.startswith("# ") and len(first_line) > 20
+    lines = (CONFIG_DIR / name).read_text(encoding="utf-8").splitlines()
+    opening = " ".join(line.lstrip("# ") for line in itertools.takewhile(lambda line: line.startswith("#"), lines))
+    assert opening, f"{name} does not open with a comment"
+    # A sentence saying when to use it: "Use it when/for/on ...".
+    assert re.search(r"\bUse it (when|for|on|to) \w+", opening), f"{name}'s opening comment never says when to use it"
 
 
 def test_specific_choices():

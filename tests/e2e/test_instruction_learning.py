@@ -3,11 +3,19 @@
 This proves prompt format, label masking, stopping at end-of-text, saving, loading, batched
 left-padded generation and response extraction together: any of them wrong and some answer
 differs from its reference.
+
+Measured 2026-12-01 (AMD EPYC, 2 shared cores, one thread), three random initialisations (tiny's
+--seed 0, the fixture's, then 1 and 2): all 16 answers exact every time, final validation loss
+0.037, 0.037, 0.041 (the bar is 0.2, first crossed at step 46, 61, 71 of 150), test ROUGE-L 1.0;
+the recipe run took 76 s on a quiet moment of that machine (121-258 s while it was loaded):
+
+    LEARNING_TEST_SEED=N python -m pytest tests/e2e/test_instruction_learning.py   # N = 0, 1, 2
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -20,8 +28,13 @@ from hf_finetune.methods.instruction.prompt import format_example
 from hf_finetune.methods.instruction.train import main
 
 ENTRIES = 16
+SEED = os.environ.get("LEARNING_TEST_SEED", "0")  # the random init; to measure the spread over seeds
 # Two busy cores: one thread per process avoids threads spinning against each other.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# The same for the generation this test process runs itself.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +45,7 @@ def small_vocab_model(tmp_path_factory, instruction_json):
     texts = folder / "texts.txt"
     texts.write_text("\n".join(format_example(entry) for entry in json.loads(instruction_json.read_text())))
     output = folder / "tiny-1k"
-    tiny.main(["--train_tokenizer_on", str(texts), "--vocab_size", "1000", "--output", str(output)])
+    tiny.main(["--train_tokenizer_on", str(texts), "--vocab_size", "1000", "--output", str(output), "--seed", SEED])
     return output
 
 

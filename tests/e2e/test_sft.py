@@ -9,7 +9,8 @@ import pytest
 from conftest import python_module
 
 from hf_finetune import sft
-from hf_finetune.core.errors import UserError
+from hf_finetune.core import precision
+from hf_finetune.core.errors import UserError, run_cli
 
 QUICK = ["--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--train_eval_samples", "16",
          "--logging_steps", "1", "--save_strategy", "no", "--disable_tqdm", "true", "--class_names", "neg,pos"]
@@ -40,17 +41,27 @@ def small_rt(rt_folder, tmp_path_factory) -> Path:
     return folder
 
 
-def test_label_token_cli_end_to_end_with_bf16_and_checkpointing(tmp_path, tiny_gpt2, small_rt):
+def assert_metrics_count_their_split(results: dict, sizes: dict[str, int]) -> None:
+    """Each split's accuracy is the share of its confusion matrix's diagonal, over all its rows."""
+    for split, size in sizes.items():
+        matrix = results[f"{split}_confusion_matrix"]
+        assert sum(map(sum, matrix)) == size, (split, matrix)
+        assert results[f"{split}_accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / size), split
+
+
+SPLIT_SIZES = {"train": 64, "eval": 32, "test": 32}  # small_rt: the final figures score every row
+
+
+def test_label_token_cli_end_to_end_with_checkpointing(tmp_path, tiny_gpt2, small_rt):
     output = tmp_path / "run"
     done = python_module(
         "hf_finetune.sft", "--dataset", str(small_rt), "--model_name_or_path", str(tiny_gpt2),
-        "--output_dir", str(output), "--trainable", "last_block", "--bf16", "--gradient_checkpointing", *QUICK,
+        "--output_dir", str(output), "--trainable", "last_block", "--gradient_checkpointing", *QUICK,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "label-token" in done.stdout and "neg -> 'neg'" in done.stdout
     results = json.loads((output / "all_results.json").read_text())
-    for key in ("test_accuracy", "eval_accuracy", "train_accuracy", "test_format_adherence"):
-        assert 0.0 <= results[key] <= 1.0
+    assert_metrics_count_their_split(results, SPLIT_SIZES)
     assert any("eval_validation_accuracy" in point for point in results["history"])
     for name in ("loss.png", "loss.pdf", "accuracy.png", "accuracy.pdf", "report.md", "config.yaml",
                  "model.safetensors", "tokenizer.json", "label_token.json"):
@@ -67,13 +78,35 @@ def test_label_token_cli_end_to_end_with_bf16_and_checkpointing(tmp_path, tiny_g
     assert all(line["label"] in ("neg", "pos") and 0.5 <= line["probability"] <= 1.0 for line in lines)
 
 
+def test_bf16_trains_where_the_cpu_has_native_bf16_and_is_refused_in_one_sentence_elsewhere(
+    tmp_path, tiny_gpt2, small_rt, capsys
+):
+    # The same detection the run makes: a machine with AVX512-BF16/AMX trains, an AVX2-only one refuses.
+    instructions = precision.cpu_bf16_instructions()
+    output = tmp_path / "run"
+    argv = ["--dataset", str(small_rt), "--model_name_or_path", str(tiny_gpt2), "--output_dir", str(output),
+            "--trainable", "last_block", "--bf16", *QUICK]  # fmt: skip
+    if instructions is not None:
+        run_cli(sft.main, argv)
+        assert f"bf16 mixed precision (autocast on cpu, {instructions}" in capsys.readouterr().out
+        assert_metrics_count_their_split(json.loads((output / "all_results.json").read_text()), SPLIT_SIZES)
+        return
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(sft.main, argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: --bf16: this CPU "), error
+    assert "no native bf16 instructions" in error and "train in fp32" in error and "Traceback" not in error
+    assert not output.exists()
+
+
 def test_head_method_on_the_same_command(tmp_path, tiny_gpt2, small_rt):
     output = tmp_path / "head"
     results = sft.main(
         ["--method", "head", "--dataset", str(small_rt), "--model_name_or_path", str(tiny_gpt2),
          "--output_dir", str(output), "--trainable", "all", *QUICK]
     )
-    assert 0.0 <= results["test_accuracy"] <= 1.0
+    assert_metrics_count_their_split(results, SPLIT_SIZES)
     assert not (output / "label_token.json").exists()
     assert (output / "all_results.json").is_file()
 
@@ -104,12 +137,15 @@ def test_clear_errors(tmp_path, tiny_gpt2, small_rt, flags, message):
     assert not (tmp_path / "run" / "all_results.json").exists()
 
 
-def test_label_outside_the_label_set_exits_2_naming_file_row_and_column(tmp_path, tiny_gpt2, bad_label_folder):
-    done = python_module(
-        "hf_finetune.sft", "--dataset", str(bad_label_folder), "--model_name_or_path", str(tiny_gpt2),
-        "--output_dir", str(tmp_path / "run"), *QUICK,
-    )
-    assert done.returncode == 2
-    assert "train.jsonl, row 5, column 'label': label '5' is not one of neg, pos" in done.stderr
-    assert "Traceback" not in done.stderr
+def test_label_outside_the_label_set_exits_2_naming_file_line_and_column(tmp_path, tiny_gpt2, bad_label_folder,
+                                                                         capsys):
+    argv = ["--dataset", str(bad_label_folder), "--model_name_or_path", str(tiny_gpt2),
+            "--output_dir", str(tmp_path / "run"), *QUICK]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(sft.main, argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    [line] = [line for line in error.splitlines() if line.startswith("error:")]
+    assert "train.jsonl, line 5, column 'label': label '5' is not one of neg, pos" in line, error
+    assert "Traceback" not in error
     assert not (tmp_path / "run").exists()
