@@ -1,8 +1,9 @@
 """The run skeleton: the story of a training run, told once for every method.
 
-    preflight (output folder, flags, hub, the method's own checks) -> config snapshot
-    -> data -> tokenizer -> model -> LoRA or freezing policy -> encode -> plan -> Trainer
-    -> train_reliably -> evaluate -> save -> results -> push
+    lock the output folder (run_lock.py) -> preflight (output folder, flags, hub, the method's
+    own checks) -> config snapshot -> the checkpoint to resume from -> data -> tokenizer -> model
+    -> LoRA or freezing policy -> encode -> plan -> Trainer -> train_reliably -> evaluate -> save
+    -> results -> push
 
 A method supplies what is particular to it by subclassing `Method`; `run(method)` calls its
 hooks in that order. docs/architecture.md shows how to add a method.
@@ -12,11 +13,14 @@ from __future__ import annotations
 
 import platform
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
-from .config import ModelArguments, RunArguments, config_snapshot
+from .checkpoints import write_failure
+from .config import ModelArguments, RunArguments, check_writable_folder, config_snapshot
 from .errors import UserError
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .lora import LoraArguments, apply_lora, describe_lora
@@ -31,8 +35,9 @@ from .modeling import (
 )
 from .precision import describe_precision
 from .preflight import guard_output_dir, prepare_training_args
+from .run_lock import run_lock
 from .saving import save_trained_model
-from .training import train_reliably
+from .training import resolve_resume, train_reliably
 
 
 class Method:
@@ -111,6 +116,12 @@ class Method:
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run; returns its results."""
+    check_writable_folder(Path(method.training_args.output_dir), "--output_dir")  # before the lock creates it
+    with run_lock(method.training_args):  # one run per output folder, from before anything loads
+        return run_locked(method)
+
+
+def run_locked(method: Method) -> dict:
     model_args, training_args = method.model_args, method.training_args
     guard_output_dir(training_args.output_dir, method.run_args.overwrite_output_dir)
     prepare_training_args(training_args)
@@ -119,6 +130,7 @@ def run(method: Method) -> dict:
     # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
     config = method.config()
     policy = TrainablePolicy.parse(model_args.trainable)
+    training_args.resume_from_checkpoint = resolve_resume(training_args)  # a bad checkpoint costs seconds
 
     with training_args.main_process_first(desc="loading data"):
         method.load_data()
@@ -156,10 +168,26 @@ def run(method: Method) -> dict:
     save_trained_model(trainer, trainer.args.output_dir, model_args.model_name_or_path, method.lora_args)
 
     if trainer.is_world_process_zero():
-        method.write_results(trainer, results, config)
+        with results_write_reported(trainer.args.output_dir):
+            method.write_results(trainer, results, config)
     if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
         push_run(trainer, method.card(trainer, results) if trainer.is_world_process_zero() else "")
     return results
+
+
+@contextmanager
+def results_write_reported(output_dir: str):
+    """A disk that fills up while the report is written: one sentence, the saved model kept."""
+    try:
+        yield
+    except Exception as error:
+        cause = write_failure(error, output_dir)
+        if cause is None:
+            raise
+        raise UserError(
+            f"writing the results into {output_dir} failed: {cause}; the trained model is saved there, but the run "
+            f"is not marked finished: once there is room, run it again."
+        ) from None
 
 
 def make_trainable(model: PreTrainedModel, policy: TrainablePolicy, lora_args: LoraArguments):

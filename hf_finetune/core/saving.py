@@ -1,5 +1,7 @@
 """The final model, saved staged: written beside its place, then moved in file by file, so a
-crash leaves the old files or the new ones. A LoRA run saves a merged model or its adapter."""
+crash leaves the old files or the new ones. A LoRA run saves a merged model or its adapter.
+A disk that fills up while the model is written stops the run with one sentence; the staging
+folder goes, the files already in the output folder (an earlier run, checkpoints) stay."""
 
 from __future__ import annotations
 
@@ -10,7 +12,12 @@ from pathlib import Path
 from peft import TaskType
 from transformers import Trainer
 
+from .checkpoints import newest_complete_checkpoint, write_failure
+from .errors import UserError
 from .lora import LoraArguments
+from .reports import FINISHED_MARKER
+
+STAGING = ".final-model.partial"
 
 
 def save_final_model(trainer: Trainer, output_dir: str) -> None:
@@ -18,8 +25,15 @@ def save_final_model(trainer: Trainer, output_dir: str) -> None:
 
     Every process calls this (FSDP/DeepSpeed gather weights collectively); the main process moves.
     """
-    staging = Path(output_dir) / ".final-model.partial"
-    trainer.save_model(str(staging))
+    staging = Path(output_dir) / STAGING
+    try:
+        trainer.save_model(str(staging))
+    except Exception as error:
+        cause = write_failure(error, output_dir)
+        if cause is None:
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+        raise UserError(f"saving the final model into {output_dir} failed: {cause}; {what_was_kept(output_dir)}.") from None
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         for item in staging.iterdir():
@@ -60,4 +74,22 @@ def save_trained_model(trainer: Trainer, output_dir: str, base_model: str, args:
         classifier = model.get_base_model()
         config = classifier.config
         config.architectures = [classifier.__class__.__name__]
-        config.save_pretrained(output_dir)
+        try:
+            config.save_pretrained(output_dir)
+        except OSError as error:
+            if (cause := write_failure(error, output_dir)) is None:
+                raise
+            raise UserError(f"saving the classifier's config.json into {output_dir} failed: {cause}; {what_was_kept(output_dir)}.") from None
+
+
+def what_was_kept(output_dir: str) -> str:
+    """After a failed final save: what the user still has, and how to go on."""
+    kept = []
+    if (Path(output_dir) / FINISHED_MARKER).exists():
+        kept.append("the earlier finished run there is unchanged")
+    last, _ = newest_complete_checkpoint(output_dir)
+    if last:
+        kept.append(f"{last} is the last complete checkpoint: once there is room, rerun with --resume_from_checkpoint auto")
+    else:
+        kept.append("no checkpoint was kept: once there is room, run again")
+    return ", and ".join(kept)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from transformers import AutoConfig, TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.generation import greedy_generate
+from hf_finetune.core.generation import greedy_generate, prompt_room
 from hf_finetune.core.modeling import load_tokenizer, position_limit
 from hf_finetune.core.saved_runs import is_causal_lm_run, load_causal_lm_run, require_saved_run
 
@@ -27,16 +29,22 @@ def generate_responses(
 ) -> list[str]:
     """Greedy responses to `entries` (dicts with instruction and optional input), in order.
 
-    A prompt too long for the model's context loses the end of its request, never the response
-    header; core.generation batches the prompts with left padding and stops each at end-of-text.
+    The method's truncation rule, as in training: a prompt too long to leave room for
+    `max_new_tokens` in the model's context loses the end of its request, never the response
+    header (said on stderr); core.generation batches the prompts with left padding and stops
+    each at end-of-text.
     """
-    limit = position_limit(model.config)
-    prompts = []
+    room = prompt_room(position_limit(model.config), max_new_tokens)
+    prompts, cut = [], 0
     for entry in entries:
         request, header = prompt_ids(tokenizer, entry["instruction"], entry.get("input") or "")
-        if limit is not None and len(request) + len(header) >= limit:
-            request = request[: max(1, limit - len(header) - 1)]  # keep room for at least one new token
+        if room is not None and len(request) + len(header) > room:
+            request = request[: max(1, room - len(header))]
+            cut += 1
         prompts.append(request + header)
+    if cut:
+        print(f"note: {cut} prompt(s) longer than {room} tokens lost the end of their request, so that "
+              f"{max_new_tokens} new tokens fit the model's context.", file=sys.stderr)  # fmt: skip
     answers = greedy_generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     return [extract_response(answer) for answer in answers]
 
@@ -55,9 +63,10 @@ def load_generator(run_dir: str | Path):
     return model, tokenizer
 
 
-class LogValidationResponse(TrainerCallback):
+class LogValidationResponse(TrainerCallback, ExportableState):
     """Generate the response to one fixed validation example before training and at every
-    evaluation, as the book prints it each epoch."""
+    evaluation, as the book prints it each epoch. The samples travel in each checkpoint's
+    trainer_state.json, so a resumed run reports those taken before the interruption too."""
 
     def __init__(self, entry: dict, tokenizer, max_new_tokens: int):
         self.entry = entry
@@ -74,9 +83,15 @@ class LogValidationResponse(TrainerCallback):
             self.entry["instruction"], self.entry["input"]), "response": response})
         print(f"[step {state.global_step}, epoch {epoch:.2f}] validation response: {response!r}", flush=True)
 
+    def state(self) -> dict:
+        return {"args": {}, "attributes": {"samples": self.samples}}
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if state.global_step == 0:
             self._sample(state, model)
+        elif not self.samples:  # resumed: Trainer has loaded the checkpoint's state
+            saved = state.stateful_callbacks.get(type(self).__name__) or {}
+            self.samples = list(saved.get("attributes", {}).get("samples", []))
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         if state.global_step > 0 and (not self.samples or self.samples[-1]["step"] != state.global_step):
