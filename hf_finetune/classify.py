@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 
 from .core.classification_data import DataArguments
 from .core.config import ModelArguments, RunArguments, parse_arguments
-from .core.errors import run_cli
+from .core.errors import UserError, run_cli
 from .core.lora import LoraArguments
 from .core.run import run
 from .methods.head.train import HeadMethod
@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
         ARGUMENTS, argv, {**DEFAULTS, **(defaults or {})}, description=__doc__
     )
     if method_args.method == "head":
+        for flag, value in (("--label_words", method_args.label_words), ("--separator", method_args.separator)):
+            if value is not None:
+                raise UserError(
+                    f"{flag}: label words are written by --method label-token only; drop {flag} for --method head."
+                )
         method = HeadMethod(model_args, data_args, run_args, training_args, lora_args)
         method.options += (method_args,)  # config.yaml says --method head, so it reruns as one
     else:

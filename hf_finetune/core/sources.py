@@ -7,9 +7,13 @@ layer) checks and renames them. `label_names` travel with the data when the sour
 
 from __future__ import annotations
 
+import csv
 import io
+import json
 import os
+import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +80,22 @@ class SourceData:
     origin: str
     label_names: list[str] | None = None
     files: dict[str, str] = field(default_factory=dict)
+    # The line each row starts on in its file, per split, where the rows are lines of text.
+    lines: dict[str, list[int]] = field(default_factory=dict)
+
+    def where(self, split: str) -> str:
+        """The file a split was read from, or the dataset and split."""
+        return self.files.get(split, f"{self.origin} [{split}]")
+
+    def place(self, split: str, index: int) -> str:
+        """Where row `index` of a split is, as the user counts: the line of a JSON-lines or csv file
+        (line 1 is the first line, a csv header included), the entry of a JSON list, else the row."""
+        where, lines = self.where(split), self.lines.get(split) or []
+        if index < len(lines):
+            return f"{where}, line {lines[index]}"
+        if where.lower().endswith(".json"):
+            return f"{where}, entry {index + 1}"
+        return f"{where}, row {index + 1}"
 
 
 def load_source(
@@ -130,26 +150,37 @@ def _load_hub(hub_id: str, label_names: list[str] | None) -> SourceData:
 def _load_path(path: Path, columns: tuple[str, str]) -> SourceData:
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
-            loaded = datasets.load_from_disk(str(path))
+            try:
+                loaded = datasets.load_from_disk(str(path))
+            except Exception as error:  # missing or damaged Arrow files, a foreign dataset_info.json
+                raise UserError(
+                    f"--dataset: {path} looks like a save_to_disk folder but cannot be loaded "
+                    f"({error.__class__.__name__}: {' '.join(str(error).split())[:200]}); save it again."
+                ) from None
             splits = loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict(train=loaded)
             return SourceData(splits=splits, origin=f"save_to_disk folder {path}")
         return _load_split_folder(path, columns)
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        frame, member = _read_zip(path, columns)
+        table, member = _read_zip(path, columns)
         return SourceData(
-            splits=datasets.DatasetDict(train=_to_dataset(frame)),
+            splits=datasets.DatasetDict(train=_to_dataset(table.frame)),
             origin=f"{path} (member {member})",
             files={"train": f"{path}:{member}"},
+            lines={"train": table.lines},
         )
     if suffix in (".json", ".jsonl", ".parquet"):
+        files = {"train": str(path)}
         return SourceData(
-            splits=_load_files(FILE_FORMATS[suffix], {"train": str(path)}),
-            origin=str(path),
-            files={"train": str(path)},
+            splits=_load_files(FILE_FORMATS[suffix], files), origin=str(path), files=files, lines=_json_lines(files)
         )
-    frame = _read_table(path, path.read_bytes(), suffix != ".csv", columns)
-    return SourceData(splits=datasets.DatasetDict(train=_to_dataset(frame)), origin=str(path), files={"train": str(path)})
+    table = _read_table(path, path.read_bytes(), suffix != ".csv", columns)
+    return SourceData(
+        splits=datasets.DatasetDict(train=_to_dataset(table.frame)),
+        origin=str(path),
+        files={"train": str(path)},
+        lines={"train": table.lines},
+    )
 
 
 def _load_split_folder(folder: Path, columns: tuple[str, str]) -> SourceData:
@@ -167,29 +198,149 @@ def _load_split_folder(folder: Path, columns: tuple[str, str]) -> SourceData:
     formats = {FILE_FORMATS[file.suffix.lower()] for file in found.values()}
     if len(formats) > 1:
         raise UserError(f"--dataset: the split files in {folder} mix formats ({sorted(formats)}); use one.")
-    if formats == {"csv"} and any(file.suffix.lower() == ".tsv" for file in found.values()):
-        frames = {split: _read_table(file, file.read_bytes(), True, columns) for split, file in found.items()}
-        splits = datasets.DatasetDict({split: _to_dataset(frame) for split, frame in frames.items()})
+    files = {split: str(file) for split, file in found.items()}
+    if formats == {"csv"}:
+        # Read as a single csv/tsv file is: a duplicated header is an error, not a renamed column,
+        # and every row keeps its line number.
+        tables = {
+            split: _read_table(file, file.read_bytes(), file.suffix.lower() == ".tsv", columns)
+            for split, file in found.items()
+        }
+        splits = datasets.DatasetDict({split: _to_dataset(table.frame) for split, table in tables.items()})
+        lines = {split: table.lines for split, table in tables.items()}
     else:
-        splits = _load_files(formats.pop(), {split: str(file) for split, file in found.items()})
-    return SourceData(splits=splits, origin=f"folder {folder}", files={s: str(f) for s, f in found.items()})
+        splits, lines = _load_files(formats.pop(), files), _json_lines(files)
+    return SourceData(splits=splits, origin=f"folder {folder}", files=files, lines=lines)
 
 
 def _load_files(builder: str, files: dict[str, str]) -> datasets.DatasetDict:
     for file in files.values():
         if os.path.getsize(file) == 0:
             raise UserError(f"--dataset: {file} is empty.")
+        if builder == "json":
+            _check_json(Path(file))
     try:
         return datasets.load_dataset(builder, data_files=files)
     except Exception as error:
         cause = error.__cause__ or error
+        # Arrow counts rows from 0 within a block: never show its "row N" as if it were ours.
+        detail = re.sub(r"\s*in row \d+", "", str(cause).splitlines()[0][:200] if str(cause) else "")
         raise UserError(
             f"--dataset: could not read {', '.join(files.values())} as {builder} "
-            f"({cause.__class__.__name__}: {str(cause).splitlines()[0][:200] if str(cause) else ''})."
+            f"({cause.__class__.__name__}: {detail.rstrip('.')})."
         ) from None
 
 
-def _read_zip(path: Path, columns: tuple[str, str]) -> tuple[pd.DataFrame, str]:
+def _check_json(path: Path) -> None:
+    """Find JSON mistakes ourselves, at the line or entry a user can go to: Arrow's parser reports
+    none (a syntax error, a byte-order mark, a key given twice, a field that is text in one record
+    and a number in another)."""
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise UserError(f"--dataset: {path} starts with a byte-order mark (BOM); save it as UTF-8 without one.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"--dataset: {path}, line {line}: not UTF-8 (byte {error.start}); convert the file to UTF-8."
+        ) from None
+    if not text.strip():
+        raise UserError(f"--dataset: {path} is empty.")
+    records: list[tuple[str, object]] = []  # (where, record)
+    if path.suffix.lower() == ".json" and text.lstrip().startswith(("[", "{")):
+        try:
+            loaded = json.loads(text, object_pairs_hook=_refuse_repeated_keys)
+        except json.JSONDecodeError as error:
+            if not text.lstrip().startswith("{"):  # may still be JSON lines, checked below
+                raise UserError(
+                    f"--dataset: {path}, line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})."
+                ) from None
+        except _RepeatedKey as repeated:
+            raise UserError(f"--dataset: {path}: an object gives the key '{repeated.key}' twice; keep one.") from None
+        else:
+            if not isinstance(loaded, list):
+                return  # a single object: the methods that accept one say what they need
+            records = [(f"entry {number}", entry) for number, entry in enumerate(loaded, start=1)]
+    if not records:
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line, object_pairs_hook=_refuse_repeated_keys)
+            except json.JSONDecodeError as error:
+                raise UserError(
+                    f"--dataset: {path}, line {number}, column {error.colno}: not valid JSON ({error.msg})."
+                ) from None
+            except _RepeatedKey as repeated:
+                raise UserError(f"--dataset: {path}, line {number}: the key '{repeated.key}' appears twice; keep one.") from None
+            if not isinstance(record, dict):
+                raise UserError(f"--dataset: {path}, line {number}: each line must be a JSON object with named fields.")
+            records.append((f"line {number}", record))
+    _check_field_kinds(path, records)
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str):
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict[str, object] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _RepeatedKey(key)
+        seen[key] = value
+    return seen
+
+
+def _json_kind(value) -> str | None:
+    if value is None:
+        return None  # a null fits any column
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _check_field_kinds(path: Path, records: list[tuple[str, object]]) -> None:
+    """Arrow needs each field to hold one kind of value in every record: name the first record
+    whose value is not of the kind most records have."""
+    kinds: dict[str, Counter] = {}
+    for _, record in records:
+        if isinstance(record, dict):  # the method reading the list names other entries
+            for key, value in record.items():
+                if (kind := _json_kind(value)) is not None:
+                    kinds.setdefault(key, Counter())[kind] += 1
+    mixed = {key: counts.most_common(1)[0][0] for key, counts in kinds.items() if len(counts) > 1}
+    if not mixed:
+        return
+    for where, record in records:
+        for key, value in record.items() if isinstance(record, dict) else ():
+            kind = _json_kind(value)
+            if key in mixed and kind is not None and kind != mixed[key]:
+                raise UserError(
+                    f"--dataset: {path}, {where}: '{key}' is {kind}, not {mixed[key]} as in the other records; "
+                    f"give the field one kind of value in every record."
+                )
+
+
+def _json_lines(files: dict[str, str]) -> dict[str, list[int]]:
+    """The line of each record of JSON-lines files (one record per non-blank line)."""
+    lines = {}
+    for split, file in files.items():
+        path = Path(file)
+        text = path.read_text(encoding="utf-8") if path.suffix.lower() in (".jsonl", ".json") else ""
+        if path.suffix.lower() == ".jsonl" or (text.lstrip().startswith("{") and "\n{" in text):
+            lines[split] = [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    return lines
+
+
+def _read_zip(path: Path, columns: tuple[str, str]) -> tuple[Table, str]:
     try:
         with zipfile.ZipFile(path) as archive:
             members = [
@@ -207,7 +358,13 @@ def _read_zip(path: Path, columns: tuple[str, str]) -> tuple[pd.DataFrame, str]:
     return _read_table(Path(f"{path}:{member}"), raw, tab_separated, columns), member
 
 
-def _read_table(path: Path, raw: bytes, tab_separated: bool, columns: tuple[str, str]) -> pd.DataFrame:
+@dataclass
+class Table:
+    frame: pd.DataFrame
+    lines: list[int]  # the file line each row starts on, counted from 1 (the header is line 1)
+
+
+def _read_table(path: Path, raw: bytes, tab_separated: bool, columns: tuple[str, str]) -> Table:
     """Read a csv/tsv the way pandas does (quotes honoured).
 
     A csv has a header row. A tab-separated file has one when its first row names `columns`
@@ -216,26 +373,76 @@ def _read_table(path: Path, raw: bytes, tab_separated: bool, columns: tuple[str,
     """
     if not raw.strip():
         raise UserError(f"--dataset: {path} is empty.")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"--dataset: {path} is UTF-16 text; convert it to UTF-8 first.")
+    if b"\0" in raw[:8192]:
+        raise UserError(f"--dataset: {path} is a binary file, not {'tab-separated' if tab_separated else 'CSV'} text.")
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a byte-order mark is not part of the first column's name
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise UserError(
             f"--dataset: {path} is not UTF-8 (byte {error.start}, line {line}); convert it to UTF-8 first."
         ) from None
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep="\t" if tab_separated else ",", header=None, dtype=str, keep_default_na=False
+    separator = "\t" if tab_separated else ","
+    first_line = text.lstrip("\n").split("\n", 1)[0]
+    other = next((mark for mark in ("\t", ";", "|", ",") if mark != separator and mark in first_line), None)
+    if separator not in first_line and other:
+        names = {"\t": "tabs", ";": "';'", "|": "'|'", ",": "commas"}
+        fix = "name it .csv" if other == "," else "name it .tsv" if other == "\t" else "save it with commas"
+        raise UserError(
+            f"--dataset: {path}, line 1: the columns are separated by {names[other]}, but those of a "
+            f".{'tsv' if tab_separated else 'csv'} file by {names[separator]}; {fix}."
         )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+    record_lines = _record_lines(text, separator)
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=separator, header=None, dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as error:
+        # pandas: "Expected 2 fields in line 7, saw 3", counting records (not lines) from 1.
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+        if found and int(found[2]) <= len(record_lines):
+            expected, record, seen = (int(value) for value in found.groups())
+            raise UserError(
+                f"--dataset: {path}, line {record_lines[record - 1]}: {seen} fields where line {record_lines[0]} "
+                f"has {expected}; quote texts that hold a '{'tab' if tab_separated else ','}' character."
+            ) from None
+        raise UserError(f"--dataset: could not parse {path} ({' '.join(str(error).split())[:200]}).") from None
+    except pd.errors.EmptyDataError as error:
         raise UserError(f"--dataset: could not parse {path} ({str(error).strip()[:200]}).") from None
+    if len(record_lines) != len(frame):  # the csv module and pandas disagree on an odd file: count rows
+        record_lines = list(range(1, len(frame) + 1))
     first_row = [str(value).strip() for value in frame.iloc[0]]
     if tab_separated and frame.shape[1] == 2 and not set(columns) <= set(first_row):
         frame.columns = ["label", "text"]
-        return frame
+        return Table(frame, record_lines)
+    seen_at: dict[str, int] = {}
+    for position, name in enumerate(first_row, start=1):
+        if name in seen_at:
+            what = f"the column name '{name}'" if name else "an empty column name"
+            raise UserError(
+                f"--dataset: {path}, line {record_lines[0]} (the header): {what} appears twice "
+                f"(columns {seen_at[name]} and {position}); give every column its own name."
+            )
+        seen_at[name] = position
     frame = frame.iloc[1:].reset_index(drop=True)
     frame.columns = first_row
-    return frame
+    if frame.empty:
+        raise UserError(f"--dataset: {path} has a header line but no data rows.")
+    return Table(frame, record_lines[1:])
+
+
+def _record_lines(text: str, separator: str) -> list[int]:
+    """The line each csv/tsv record starts on (a quoted text may span lines; blank lines are skipped)."""
+    starts, previous = [], 0
+    reader = csv.reader(io.StringIO(text), delimiter=separator)
+    try:
+        for row in reader:
+            if row:
+                starts.append(previous + 1)
+            previous = reader.line_num
+    except csv.Error:
+        return []
+    return starts
 
 
 def _to_dataset(frame: pd.DataFrame) -> datasets.Dataset:

@@ -150,3 +150,33 @@ def test_unreachable_url_names_the_way_out(tmp_path):
         missing = server.url("not-there.zip")
         with pytest.raises(UserError, match=r"could not download sms_spam: .*not-there.zip.*--dataset PATH"):
             load_source("sms_spam", url=missing, cache_dir=str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("bom.jsonl", b'\xef\xbb\xbf{"text": "a", "label": "x"}\n', "byte-order mark (BOM)"),
+        ("twice.jsonl", b'{"text": "a", "label": "x"}\n{"text": "b", "text": "c", "label": "y"}\n',
+         "line 2: the key 'text' appears twice"),
+        ("twice.json", b'[{"text": "a", "label": "x", "label": "y"}]', "gives the key 'label' twice"),
+        # Blank lines used to hide the line from Arrow's "Expected object or value".
+        ("kinds.jsonl", b'{"text": "a", "label": "x"}\n\n\n{"text": 5, "label": "y"}\n{"text": "c", "label": "x"}\n',
+         "line 4: 'text' is a number, not text as in the other records"),
+        ("kinds.json", b'[{"text": "a", "label": 1}, {"text": "b", "label": "spam"}, {"text": "c", "label": 0}]',
+         "entry 2: 'label' is text, not a number as in the other records"),
+    ],
+)  # fmt: skip
+def test_json_mistakes_name_the_line_or_entry(tmp_path, name, content, expected):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(UserError) as error:
+        load_source(str(tmp_path / name))
+    assert expected in str(error.value) and name in str(error.value)
+
+
+def test_place_counts_lines_entries_and_rows_from_one(tmp_path):
+    (tmp_path / "a.csv").write_text('text,label\n"two\nlines",x\nb,y\n')
+    (tmp_path / "b.json").write_text('[{"text": "a", "label": "x"}, {"text": "b", "label": "y"}]')
+    (tmp_path / "c.jsonl").write_text('{"text": "a", "label": "x"}\n\n{"text": "b", "label": "y"}\n')
+    assert load_source(str(tmp_path / "a.csv")).place("train", 1).endswith("a.csv, line 4")
+    assert load_source(str(tmp_path / "b.json")).place("train", 1).endswith("b.json, entry 2")
+    assert load_source(str(tmp_path / "c.jsonl")).place("train", 1).endswith("c.jsonl, line 3")

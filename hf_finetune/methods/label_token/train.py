@@ -51,6 +51,7 @@ class LabelTokenArguments:
     )
 
     def __post_init__(self):
+        self.method = self.method.replace("_", "-")  # label_token, as the package is named, is meant too
         if self.method not in CLASSIFIER_METHODS:
             raise UserError(f"--method: '{self.method}' is not a method; use {' or '.join(CLASSIFIER_METHODS)}.")
 

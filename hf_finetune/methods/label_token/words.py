@@ -71,9 +71,16 @@ def resolve_label_words(
                 f"so they cannot be told apart."
             )
         seen[tuple(ids)] = word
+    if separator == "":
+        raise UserError(
+            "--separator: an empty separator lets the text run into the label word; pass one (e.g. ' =>'), "
+            "or leave the flag out for the end-of-text token."
+        )
     separator = tokenizer.eos_token if separator is None else separator
     if not separator:
-        raise UserError("--separator: the separator is empty and the tokenizer has no end-of-text token.")
+        raise UserError(
+            "--separator: the tokenizer has no end-of-text token to separate text and label word; pass one."
+        )
     separator_ids = tokenizer(separator, add_special_tokens=False)["input_ids"]
     for word, ids in zip(words, token_ids):
         # Otherwise the tokens trained on are not the ones the text "separator + word" gives.
