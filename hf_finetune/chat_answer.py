@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .core.errors import run_cli
+from .core.errors import UserError, run_cli
 from .methods.chat.answers import answer_run
-from .predict import read_texts
+from .predict import ToolParser, read_texts, require_run_kind
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="python -m hf_finetune.chat_answer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", help="the output folder of a finished run (a method's subfolder after --compare)")
@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
 
-    questions = read_texts(args.questions, args.file)
-    for question, reply in zip(questions, answer_run(args.run_dir, questions, args.max_new_tokens)):
+    if args.max_new_tokens < 1:
+        raise UserError(f"--max_new_tokens must be at least 1 (got {args.max_new_tokens}).")
+    run_dir, _ = require_run_kind(args.run_dir, ("chat",), "python -m hf_finetune.chat_answer")
+    questions = read_texts(args.questions, args.file, "question")
+    for question, reply in zip(questions, answer_run(run_dir, questions, args.max_new_tokens)):
         print(json.dumps({"question": question, "answer": reply}, ensure_ascii=False) if args.json else reply)
 
 

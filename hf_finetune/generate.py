@@ -15,10 +15,11 @@ import argparse
 
 from .core.errors import UserError, run_cli
 from .methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS, generate_responses, load_generator
+from .predict import ToolParser, require_run_kind
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="python -m hf_finetune.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", help="the output folder of a finished instruction-tuning run")
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--instruction is empty.")
     if args.max_new_tokens < 1:
         raise UserError(f"--max_new_tokens must be at least 1 (got {args.max_new_tokens}).")
-    model, tokenizer = load_generator(args.run_dir)
+    run_dir, _ = require_run_kind(args.run_dir, ("instruction",), "python -m hf_finetune.generate")
+    model, tokenizer = load_generator(run_dir)
     [response] = generate_responses(model, tokenizer, [{"instruction": args.instruction, "input": args.input}],
                                     max_new_tokens=args.max_new_tokens)
     print(response)

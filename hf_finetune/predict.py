@@ -12,37 +12,65 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable
 
-from transformers import AutoConfig
-
 from .core.errors import UserError, run_cli
-from .core.saved_runs import is_causal_lm_run, require_saved_run
+from .core.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from .methods.head.predict import head_predictor
 from .methods.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
 
 
+class ToolParser(argparse.ArgumentParser):
+    """argparse's own mistakes (a missing argument, a bad number) as one sentence, not usage + exit."""
+
+    def error(self, message: str):
+        # "argument --max_new_tokens: invalid int value: 'x'" -> "--max_new_tokens: invalid int value: 'x'"
+        raise UserError(f"{re.sub(r'^argument ', '', message)}; see --help.")
+
+
+# What each kind of run folder holds, and the tool that uses it.
+RUN_KINDS = {
+    "head": ("a classifier (head method)", "python -m hf_finetune.predict"),
+    "label_token": ("a label-token classifier", "python -m hf_finetune.predict"),
+    "instruction": ("a text generator (instruction method)", "python -m hf_finetune.generate"),
+    "chat": ("a chat model (chat method)", "python -m hf_finetune.chat_answer"),
+}
+
+
+def run_kind(run_dir: Path) -> str:
+    """Which method trained the run in `run_dir` (a key of RUN_KINDS), read from its files."""
+    if (run_dir / LABEL_TOKEN_FILE).is_file():
+        return "label_token"
+    if is_causal_lm_run(run_dir):
+        return "chat" if has_chat_template(run_dir) else "instruction"
+    found = architectures(run_dir)
+    if any(name.endswith("ForSequenceClassification") for name in found):
+        return "head"
+    raise UserError(f"{run_dir} holds a {', '.join(found) or 'model'}, which none of the tools can use.")
+
+
+def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
+    """The run folder and its kind, or one sentence naming the tool that fits it."""
+    run_dir = require_saved_run(run_dir)
+    kind = run_kind(run_dir)
+    if kind not in kinds:
+        what, right_tool = RUN_KINDS[kind]
+        raise UserError(f"{run_dir} holds {what}, which {tool} cannot use; use {right_tool} {run_dir}.")
+    return run_dir, kind
+
+
 def load_predictor(run_dir: str | Path) -> Predictor:
     """Pick the predictor that matches how the run was trained."""
-    run_dir = require_saved_run(run_dir)
-    if (run_dir / LABEL_TOKEN_FILE).is_file():
-        return label_token_predictor(run_dir)
-    if is_causal_lm_run(run_dir):
-        raise UserError(
-            f"{run_dir} holds a causal LM without label words (no {LABEL_TOKEN_FILE}): it generates text "
-            f"(python -m hf_finetune.generate) rather than classifying."
-        )
-    architectures = AutoConfig.from_pretrained(run_dir).architectures or []
-    if any(name.endswith("ForSequenceClassification") for name in architectures):
-        return head_predictor(run_dir)
-    raise UserError(f"{run_dir} holds a {', '.join(architectures) or 'model'} that predict cannot classify with.")
+    run_dir, kind = require_run_kind(run_dir, ("head", "label_token"), "python -m hf_finetune.predict")
+    return label_token_predictor(run_dir) if kind == "label_token" else head_predictor(run_dir)
 
 
-def read_texts(texts: list[str], file: str | None) -> list[str]:
+def read_texts(texts: list[str], file: str | None, what: str = "text to classify") -> list[str]:
     if file:
         path = Path(file)
         if not path.is_file():
@@ -59,12 +87,12 @@ def read_texts(texts: list[str], file: str | None) -> list[str]:
         lines = sys.stdin.read().splitlines()
     lines = [line for line in lines if line.strip()]
     if not lines:
-        raise UserError("there is no non-empty text to classify.")
+        raise UserError(f"there is no non-empty {what}.")
     return lines
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         prog="python -m hf_finetune.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("run_dir", help="the output folder of a finished run")

@@ -15,7 +15,13 @@ The story, as in chapter 7 of "Build a Large Language Model (From Scratch)":
 5. Greedy answers to the 110 test instructions (batched, stopping at end-of-text), scored with
    ROUGE-L against the references; saved in test_responses.json with report.md and the model.
 
+Your own data: `--dataset FILE` (json list, jsonl, csv, parquet or a folder of split files);
+other field names through `--instruction_column`, `--input_column`, `--output_column`;
+prompt/completion data is read as instruction/output. Examples longer than the model's
+context (or --max_length) lose the end of their request, never the response.
+
     accelerate launch recipes/instruction.py [--mask_prompt] [--judge_url http://localhost:11434]
+    python recipes/instruction.py --dataset qa.jsonl --instruction_column question --output_column answer
     python -m hf_finetune.generate outputs/instruction --instruction "Name the capital of France."
 """
 

@@ -4,6 +4,9 @@ The story, after "CausalLM part 2: finetuning a model" (Theo Lebryk, 2024):
 1. Data: five made-up chat turns in the `### Human: ... ### Assistant: ...` form, each asking
    how to say a word in Spanish; a held-out word ("day") tests whether the task generalises.
    `--dataset` takes your own conversations instead (text form, prompt/completion or messages).
+   Conversations longer than the model's context (or --max_length) keep their start; one left
+   without an answer token is dropped, and the plan counts both. A held-out question longer
+   than the context keeps its end (room is left for the answer), and stderr says so.
 2. Model: Bloom-560m, every parameter trains; right padding for training, left for generation.
 3. Method (`--method`, or all three with `--compare`):
    - copy_labels: labels = input_ids, the model learns the human text too;

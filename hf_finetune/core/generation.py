@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from .errors import UserError
 from .modeling import position_limit
+
+
+def prompt_room(limit: int | None, max_new_tokens: int) -> int | None:
+    """The most prompt tokens that leave room for `max_new_tokens` in a context of `limit`
+    positions (None: no fixed context). A prompt keeps at least half of the context, so an
+    answer longer than the context still gets a question to answer."""
+    if limit is None:
+        return None
+    return max(limit - max_new_tokens, limit // 2, 1)
+
+
+def fit_from_the_left(prompts: list[list[int]], room: int | None) -> tuple[list[list[int]], int]:
+    """Prompts longer than `room` lose their first tokens (the end, where the model answers, stays);
+    returns the prompts and how many were cut."""
+    if room is None:
+        return prompts, 0
+    fitted = [prompt[-room:] if len(prompt) > room else prompt for prompt in prompts]
+    return fitted, sum(len(prompt) > room for prompt in prompts)
 
 
 @torch.inference_mode()
@@ -16,13 +36,23 @@ def greedy_generate(
 
     Prompts are sorted by length and batched with left padding, so every row's next token sits
     in the last column and little time goes to padding; each row stops at end-of-text. Where the
-    model has a fixed context, fewer tokens are generated so that prompt and answer fit in it.
+    model has a fixed context, a prompt too long to leave room for `max_new_tokens` loses its
+    first tokens (said on stderr; a method with its own rule fits its prompts before), and fewer
+    tokens are generated where prompt and answer would not fit.
     """
     if tokenizer.eos_token_id is None:
         raise UserError("the tokenizer has no end-of-text token, so generation cannot stop.")
     if not prompts:
         return []
     limit = position_limit(model.config)
+    room = prompt_room(limit, max_new_tokens)
+    prompts, cut = fit_from_the_left(prompts, room)
+    if cut:
+        print(
+            f"note: {cut} prompt(s) longer than {room} tokens lost their first tokens, so that prompt and "
+            f"answer fit the model's {limit} positions.",
+            file=sys.stderr,
+        )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))

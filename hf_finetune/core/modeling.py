@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,18 +14,30 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from .errors import UserError
 
 TRAINABLE_HELP = "'last_block', 'head', 'last_blocks:N' or 'all'"
+ADAPTER_CONFIG = "adapter_config.json"  # what PEFT's save_pretrained writes beside the adapter weights
 
 
-def _load_failure(what: str, name: str, error: Exception, flag: str = "--model_name_or_path") -> UserError:
-    local = Path(name).expanduser().exists()
+def load_failure(what: str, name: str, error: Exception, flag: str = "--model_name_or_path") -> UserError:
+    folder = Path(name).expanduser()
+    local = folder.exists()
+    flag = f"{flag}: " if flag else ""  # a tool's run folder is no flag
+    if local and what == "model":
+        if error.__class__.__name__ == "SafetensorError":
+            return UserError(
+                f"{flag}the weights in {name} cannot be read (SafetensorError: a damaged or cut-short "
+                f"model.safetensors); copy the model folder again or train again."
+            )
+        if (folder / "config.json").is_file() and not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+            return UserError(
+                f"{flag}{name} has a config.json but no weights (model.safetensors): the model was not saved "
+                f"completely; copy the model folder again or train again."
+            )
     way_out = (
         f"the folder {name} is not a complete {what} (see `python -m hf_finetune.tiny --help` to write one)"
         if local
         else "without network access, pass a local folder, e.g. one written by `python -m hf_finetune.tiny`"
     )
-    return UserError(
-        f"{flag}: could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}."
-    )
+    return UserError(f"{flag}could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}.")
 
 
 def load_tokenizer(
@@ -34,7 +47,13 @@ def load_tokenizer(
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except Exception as error:  # OSError, HTTP errors, ValueError for unknown classes, ...
-        raise _load_failure("tokenizer", name, error, flag) from None
+        raise load_failure("tokenizer", name, error, flag) from None
+    # A model folder without tokenizer files loads an empty tokenizer that turns text into no ids.
+    if not tokenizer("a b", add_special_tokens=False)["input_ids"]:
+        raise UserError(
+            f"{flag}: {name} has no usable tokenizer (its vocabulary is empty: tokenizer files are missing); "
+            f"copy the tokenizer files (tokenizer.json, tokenizer_config.json) of its base model into it."
+        )
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise UserError(
@@ -48,6 +67,11 @@ def load_tokenizer(
 
 def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_code: bool = False) -> PreTrainedModel:
     """A sequence classifier whose class is read at the last real (non-pad) token."""
+    if is_adapter_folder(name):  # transformers would attach the adapter to a randomly initialized head
+        raise UserError(
+            f"--model_name_or_path: {name} is a LoRA adapter run, which a classifier cannot start from; "
+            f"start from its base model '{adapter_base(name)}', or train that run again with --merge_adapters."
+        )
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             name,
@@ -57,17 +81,72 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
             trust_remote_code=trust_remote_code,
         )
     except Exception as error:
-        raise _load_failure("model", name, error) from None
+        raise load_failure("model", name, error) from None
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 
 
+def is_adapter_folder(name: str | Path) -> bool:
+    """A local folder holding a causal LM's LoRA adapter only (a LoRA run saved without --merge_adapters)."""
+    return (Path(name).expanduser() / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base(name: str | Path) -> str:
+    """The base model an adapter folder was trained on."""
+    path = Path(name).expanduser() / ADAPTER_CONFIG
+    try:
+        base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError) as error:
+        raise UserError(f"{path} is not a readable adapter config ({error.__class__.__name__}); train that run again.") from None
+    if not isinstance(base, str) or not base:
+        raise UserError(f"{path} names no base model (base_model_name_or_path); train that run again.")
+    return base
+
+
+def load_causal_lm_weights(name: str, trust_remote_code: bool = False, flag: str = "--model_name_or_path") -> PreTrainedModel:
+    """The causal LM saved in `name`: a full model, or a LoRA adapter folder, loaded as its base
+    model with the adapter merged into the weights (a plain model that any --trainable policy or
+    a new LoRA trains further; transformers alone would attach the adapter unmerged, which PEFT
+    cannot wrap again)."""
+    if not is_adapter_folder(name):
+        try:
+            return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
+        except Exception as error:
+            raise load_failure("model", name, error, flag) from None
+    from peft import PeftModel
+
+    base = adapter_base(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, trust_remote_code=trust_remote_code)
+    except Exception as error:
+        raise UserError(
+            f"{Path(name) / ADAPTER_CONFIG}: cannot load its base model '{base}' ({error.__class__.__name__}); "
+            f"make the base model available there, or train that run again with --merge_adapters."
+        ) from None
+    try:
+        return PeftModel.from_pretrained(model, name).merge_and_unload()
+    except Exception as error:  # a damaged adapter file, an adapter of another architecture
+        raise UserError(
+            f"{flag + ': ' if flag else ''}the LoRA adapter in {name} does not load onto its base '{base}' ({error.__class__.__name__}); "
+            f"train that run again."
+        ) from None
+
+
+def describe_model_source(name: str) -> str | None:
+    """For the plan: where the weights of an adapter folder come from; None for a full model."""
+    if not is_adapter_folder(name):
+        return None
+    return f"LoRA adapter run: base {adapter_base(name)} with the adapter merged in, then trained as flags say"
+
+
 def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False) -> PreTrainedModel:
     """A causal LM (keeps its LM head) whose config knows the tokenizer's pad token."""
-    try:
-        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except Exception as error:
-        raise _load_failure("model", name, error) from None
+    model = load_causal_lm_weights(name, trust_remote_code)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise UserError(
+            f"--model_name_or_path: the tokenizer of {name} has {len(tokenizer)} tokens but the model embeds only "
+            f"{model.get_input_embeddings().num_embeddings}; put the tokenizer of that model beside it."
+        )
     model.config.pad_token_id = tokenizer.pad_token_id
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -180,6 +259,19 @@ def position_limit(config) -> int | None:
     limits = [getattr(config, name, None) for name in ("n_positions", "max_position_embeddings", "seq_length")]
     known = [int(limit) for limit in limits if limit]
     return min(known) if known else None
+
+
+def fitted_max_length(max_length: int | None, model) -> tuple[int | None, str]:
+    """`--max_length` fitted to the model's positions (longer examples cannot run), and a note for
+    the plan saying what was chosen; no --max_length means the position limit."""
+    limit = position_limit(model.config)
+    if limit is None:
+        return max_length, ""
+    if max_length is None:
+        return limit, " (the model's position limit: no --max_length given)"
+    if max_length > limit:
+        return limit, f" (the model's position limit: --max_length {max_length} is above it)"
+    return max_length, ""
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM
 
-from hf_finetune.core.generation import greedy_generate
+from hf_finetune.core.generation import greedy_generate, prompt_room
 from hf_finetune.core.modeling import load_tokenizer
 
 PROMPTS = ["The capital of France is", "Hi", "A much longer prompt that needs left padding in a batch of short ones"]
@@ -35,12 +35,18 @@ def test_answers_stop_at_end_of_text(tiny_gpt2):
     assert greedy_generate(model, tokenizer, [tokenizer("Hi")["input_ids"]], max_new_tokens=5) == [""]
 
 
-def test_a_prompt_near_the_context_limit_gets_only_the_tokens_that_fit(tiny_gpt2):
+def test_a_prompt_too_long_for_the_answer_loses_its_start_and_the_answer_keeps_its_room(tiny_gpt2, capsys):
     tokenizer = load_tokenizer(str(tiny_gpt2))
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt2).eval()
-    prompt = tokenizer("word " * 2000)["input_ids"][: model.config.n_positions - 2]
+    limit = model.config.n_positions
+    prompt = tokenizer("word " * 2000)["input_ids"][: limit + 300]  # longer than the whole context
     calls = []
     generate = model.generate
-    model.generate = lambda **kwargs: calls.append(kwargs["max_new_tokens"]) or generate(**kwargs)
-    greedy_generate(model, tokenizer, [prompt], max_new_tokens=50)  # 50 would run past GPT-2's positions
-    assert calls == [2]
+    model.generate = lambda **kwargs: calls.append((kwargs["input_ids"][0].tolist(), kwargs["max_new_tokens"])) or generate(**kwargs)
+    greedy_generate(model, tokenizer, [prompt, prompt[:10]], max_new_tokens=50, batch_size=1)
+    (kept, new_tokens) = calls[1]  # shortest first
+    assert new_tokens == 50 and len(kept) == limit - 50
+    assert kept == prompt[-(limit - 50):], "the end of the prompt, where the answer starts, is kept"
+    assert "1 prompt(s) longer than 974 tokens lost their first tokens" in capsys.readouterr().err
+    assert prompt_room(limit, max_new_tokens=5000) == limit // 2  # a question is always left
+    assert prompt_room(None, 50) is None

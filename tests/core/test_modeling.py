@@ -11,6 +11,9 @@ from hf_finetune.core.modeling import (
     TrainablePolicy,
     apply_trainable_policy,
     count_parameters,
+    describe_model_source,
+    fitted_max_length,
+    load_causal_lm,
     load_classifier,
     load_tokenizer,
 )
@@ -101,3 +104,59 @@ def test_unreachable_model_is_one_sentence_with_a_way_out(gpt2_tokenizer_dir):
 def test_incomplete_local_folder_is_named(tmp_path):
     with pytest.raises(UserError, match=r"could not load the tokenizer .* is not a complete tokenizer"):
         load_tokenizer(str(tmp_path))
+
+
+def test_a_model_folder_without_tokenizer_files_is_refused_at_load(tiny_gpt2, tmp_path):
+    import shutil
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_gpt2 / name, tmp_path / name)
+    # transformers builds an empty GPT-2 tokenizer from config.json alone: every text becomes no ids.
+    with pytest.raises(UserError, match=rf"^--model_name_or_path: {tmp_path} has no usable tokenizer .*copy the tokenizer files"):
+        load_tokenizer(str(tmp_path))
+
+
+@pytest.fixture
+def adapter_run(tiny_gpt2, tmp_path):
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_gpt2), LoraConfig(task_type=TaskType.CAUSAL_LM, r=4))
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # a trained adapter changes the outputs
+    model.save_pretrained(tmp_path / "adapter")
+    AutoTokenizer.from_pretrained(tiny_gpt2).save_pretrained(tmp_path / "adapter")
+    return tmp_path / "adapter", model.eval()
+
+
+def test_an_adapter_only_run_loads_as_its_base_with_the_adapter_merged(tiny_gpt2, adapter_run):
+    folder, adapted = adapter_run
+    tokenizer = load_tokenizer(str(folder))
+    model = load_causal_lm(str(folder), tokenizer).eval()
+    assert not hasattr(model, "peft_config"), "a plain model, which --trainable or a new LoRA can train"
+    batch = tokenizer(["The capital of France is"], return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, adapted(**batch).logits, atol=1e-4, rtol=1e-4)
+        base = load_causal_lm(str(tiny_gpt2), tokenizer).eval()(**batch).logits
+    assert not torch.allclose(base, model(**batch).logits, atol=1e-3), "the adapter must count"
+    assert describe_model_source(str(folder)).startswith(f"LoRA adapter run: base {tiny_gpt2}")
+    assert describe_model_source(str(tiny_gpt2)) is None
+
+
+def test_a_classifier_cannot_start_from_a_causal_lm_adapter_run(tiny_gpt2, adapter_run):
+    folder, _ = adapter_run
+    tokenizer = load_tokenizer(str(folder))
+    with pytest.raises(UserError, match=rf"is a LoRA adapter run, which a classifier cannot start from; start from its base model '{tiny_gpt2}'"):
+        load_classifier(str(folder), ["ham", "spam"], tokenizer)
+
+
+@pytest.mark.parametrize(
+    "asked, expected, note",
+    [(None, 64, "no --max_length given"), (100, 64, "--max_length 100 is above it"), (32, 32, ""), (64, 64, "")],
+)
+def test_max_length_is_fitted_to_the_position_limit(asked, expected, note):
+    length, said = fitted_max_length(asked, gpt2_classifier())  # 64 positions
+    assert length == expected and note in said and (said == "") == (note == "")
+    assert fitted_max_length(None, bloom_classifier()) == (None, "")  # ALiBi: no fixed limit

@@ -91,11 +91,34 @@ def test_bad_rows_name_the_row_and_the_problem():
     with pytest.raises(UserError, match=r"data.jsonl, row 2: it does not start with a '### Human:'"):
         conversations_from_dataset(data, "text", FORM, "data.jsonl")
     roles = datasets.Dataset.from_list([{"messages": [{"role": "robot", "content": "hi"}]}])
-    with pytest.raises(UserError, match=r"row 1: role 'robot' is not one of"):
+    with pytest.raises(UserError, match=r"row 1: turn 1 has role 'robot', not one of system, user, assistant"):
         conversations_from_dataset(roles, "text", FORM, "data.jsonl")
     human_only = datasets.Dataset.from_dict({"text": ["### Human: hello?"]})
-    with pytest.raises(UserError, match=r"row 1 has no assistant turn"):
+    with pytest.raises(UserError, match=r"row 1: the conversation has no assistant turn"):
         conversations_from_dataset(human_only, "text", FORM, "data.jsonl")
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"prompt": "Hi?", "completion": None}, "'completion' is null; a prompt-completion row needs both"),
+        ({"prompt": None, "completion": "hola"}, "'prompt' is null"),
+        ({"prompt": "Hi?"}, "'completion' is missing"),
+        ({"messages": [{"role": "user", "content": None}]}, r"the content of turn 1 \(user\) is null, not text"),
+        ({"messages": [{"role": "user"}]}, "turn 1 has no 'content' key"),
+        ({"messages": []}, "'messages' is an empty conversation"),
+        ({"messages": None}, "'messages' is null"),
+        ({"messages": "hi"}, "'messages' is text, not a list of turns"),
+        ({"messages": ["hi"]}, "turn 1 is text, not an object"),
+        ({"messages": [{"role": 3, "content": "x"}]}, "turn 1 has role 3"),
+        ({"prompt": "Hi?", "completion": 3}, "'completion' is a number; they must both be text"),
+        ({"text": None}, "'text' is null, not text"),
+        ({"question": "x"}, r"none of the columns 'text', 'prompt'\+'completion', 'messages' \(it has question\)"),
+    ],
+)
+def test_each_bad_row_names_its_real_cause(row, message):
+    with pytest.raises(ValueError, match=message):
+        conversation_from_row(row, "text", FORM)
 
 
 # --- label vectors -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.modeling import load_tokenizer
 from hf_finetune.core.sources import SourceData, load_source
-from hf_finetune.methods.instruction.data import prepare_instructions
+from hf_finetune.methods.instruction.data import Columns, prepare_instructions
 from hf_finetune.methods.instruction.encoding import (
     IGNORE_INDEX,
     encode_example,
@@ -120,8 +120,25 @@ def test_entries_without_output_are_rejected_with_their_row():
         origin="data.json",
         files={"train": "data.json"},
     )
-    with pytest.raises(UserError, match="data.json row 2 column 'output' is empty"):
+    with pytest.raises(UserError, match="data.json, entry 2: 'output' is empty"):
         prepare_instructions(source)
     missing = SourceData(splits=datasets.DatasetDict(train=datasets.Dataset.from_list([{"prompt": "x"}])), origin="x")
-    with pytest.raises(UserError, match="no 'instruction' column"):
+    with pytest.raises(UserError, match="--instruction_column: x has no 'instruction' column \\(it has prompt\\)"):
         prepare_instructions(missing)
+
+
+def test_other_column_names_through_flags_and_prompt_completion_data():
+    entries = [{"q": f"Say {n}.", "ctx": "", "a": str(n)} for n in range(20)]
+    source = SourceData(splits=datasets.DatasetDict(train=datasets.Dataset.from_list(entries)), origin="d.json",
+                        files={"train": "d.json"})  # fmt: skip
+    data = prepare_instructions(source, columns=Columns("q", "ctx", "a"))
+    assert data.splits["train"][0] == {"instruction": "Say 0.", "input": "", "output": "0"}
+    with pytest.raises(UserError, match="--output_column: d.json has no 'answer' column \\(it has q, ctx, a\\)"):
+        prepare_instructions(source, columns=Columns("q", "ctx", "answer"))
+    with pytest.raises(UserError, match="--input_column: d.json has no 'context' column"):
+        prepare_instructions(source, columns=Columns("q", "context", "a"))
+    pairs = [{"prompt": f"Say {n}.", "completion": str(n)} for n in range(20)]
+    source = SourceData(splits=datasets.DatasetDict(train=datasets.Dataset.from_list(pairs)), origin="p.jsonl")
+    data = prepare_instructions(source)
+    assert data.splits["train"][3] == {"instruction": "Say 3.", "input": "", "output": "3"}
+    assert any("prompt read as the instruction" in note for note in data.notes)

@@ -45,7 +45,11 @@ class ChatArguments:
             "conversation is a single exchange)."
         },
     )
-    max_length: int | None = field(default=None, metadata={"help": "Truncate conversations to this many tokens."})
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Truncate conversations to this many tokens, keeping their start (default and most: the "
+                  "model's position limit); a conversation left without an answer token is dropped and counted."},
+    )
     target_logits_only: bool = field(
         default=True,
         metadata={
@@ -76,7 +80,25 @@ class ChatArguments:
             )
         return self.completion_format == "messages" or (self.completion_format == "auto" and not single)
 
+    def check(self) -> None:
+        if self.max_length is not None and self.max_length < 1:
+            raise UserError(f"--max_length must be at least 1 (got {self.max_length}).")
+        if self.max_new_tokens < 1:
+            raise UserError(f"--max_new_tokens must be at least 1 (got {self.max_new_tokens}).")
+        if self.report_examples < 0:
+            raise UserError(f"--report_examples must not be negative (got {self.report_examples}).")
+        for name in ("human_tag", "assistant_tag"):
+            if not getattr(self, name).strip():
+                raise UserError(f"--{name} is empty; a conversation needs a tag in front of each turn.")
+        if self.human_tag.strip() == self.assistant_tag.strip():
+            raise UserError("--human_tag and --assistant_tag are the same; the turns could not be told apart.")
+        if self.heldout_question is not None and not self.heldout_question.strip():
+            raise UserError("--heldout_question is empty; ask a question or leave the flag out.")
+        if self.heldout_answer is not None and self.heldout_question is None:
+            raise UserError("--heldout_answer needs --heldout_question, the question it answers.")
+
     def methods(self) -> tuple[str, ...]:
+        self.check()
         if self.method not in LOSS_METHODS:
             raise UserError(f"--method: '{self.method}' is not one of {', '.join(LOSS_METHODS)}.")
         if self.completion_format not in COMPLETION_FORMATS:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import datasets
 
@@ -80,55 +80,104 @@ def _without(text: str, strings: Iterable[str]) -> str:
     return text
 
 
-def _turn_from_mapping(message: Any) -> Turn:
+JSON_TYPES = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object", str: "text"}
+
+
+def json_type(value: Any) -> str:
+    return "null" if value is None else JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _turn_from_mapping(message: Any, number: int) -> Turn:
     if not isinstance(message, dict):
-        raise ValueError(f"a turn is {type(message).__name__}, not a mapping with role and content")
-    role = message.get("role", message.get("from"))
-    content = message.get("content", message.get("value"))
-    if role is None or content is None:
-        raise ValueError(f"a turn has keys {sorted(message)}, not role/content (or from/value)")
-    canonical = ROLE_ALIASES.get(str(role).lower())
+        raise ValueError(f"turn {number} is {json_type(message)}, not an object with role and content")
+    role_key = "role" if "role" in message else "from" if "from" in message else None
+    content_key = "content" if "content" in message else "value" if "value" in message else None
+    if role_key is None or content_key is None:
+        raise ValueError(
+            f"turn {number} has no '{'role' if role_key is None else 'content'}' key (it has "
+            f"{', '.join(sorted(map(str, message))) or 'none'}); each turn needs role and content (or from and value)"
+        )
+    role, content = message[role_key], message[content_key]
+    canonical = ROLE_ALIASES.get(role.lower()) if isinstance(role, str) else None
     if canonical is None:
-        raise ValueError(f"role {role!r} is not one of {sorted(ROLE_ALIASES)}")
+        raise ValueError(f"turn {number} has role {role!r}, not one of system, user, assistant (or {', '.join(a for a in ROLE_ALIASES if a not in (USER, ASSISTANT, SYSTEM))})")
     if not isinstance(content, str):
-        raise ValueError(f"the content of a {role} turn is {type(content).__name__}, not text")
+        raise ValueError(f"the content of turn {number} ({role}) is {json_type(content)}, not text")
     return Turn(canonical, content.strip())
 
 
+def _turns(messages: Any, column: str) -> Conversation:
+    if not isinstance(messages, list):
+        raise ValueError(f"'{column}' is {json_type(messages)}, not a list of turns")
+    if not messages:
+        raise ValueError(f"'{column}' is an empty conversation (no turns)")
+    return [_turn_from_mapping(message, number) for number, message in enumerate(messages, start=1)]
+
+
 def conversation_from_row(row: dict, text_column: str, form: ChatForm, drop_strings: Iterable[str] = ()) -> Conversation:
-    """One dataset row to a conversation (see the module docstring for the accepted shapes)."""
+    """One dataset row to a conversation (see the module docstring for the accepted shapes).
+
+    The shape is the first of messages/conversations, prompt+completion, text whose value the row
+    has; a row with none names the column of its data's shape that is missing or null."""
     for column in ("messages", "conversations"):
         if row.get(column) is not None:
-            if not isinstance(row[column], list):
-                raise ValueError(f"column '{column}' holds {type(row[column]).__name__}, not a list of turns")
-            return [_turn_from_mapping(message) for message in row[column]]
-    if row.get("prompt") is not None and row.get("completion") is not None:
-        prompt, completion = row["prompt"], row["completion"]
+            return _turns(row[column], column)
+    prompt, completion = row.get("prompt"), row.get("completion")
+    if prompt is not None and completion is not None:
         if isinstance(prompt, list) and isinstance(completion, list):
-            return [_turn_from_mapping(message) for message in prompt + completion]
+            if not completion:
+                raise ValueError("'completion' is an empty list of turns")
+            return _turns(prompt + completion, "prompt + completion")
         if isinstance(prompt, str) and isinstance(completion, str):
+            if not completion.strip():
+                raise ValueError("'completion' is empty")
             if form.human_tag.strip() in prompt:
                 return parse_text_form(prompt + completion, form, drop_strings)
+            if not prompt.strip():
+                raise ValueError("'prompt' is empty")
             return [Turn(USER, prompt.strip()), Turn(ASSISTANT, completion.strip())]
-        raise ValueError("columns 'prompt' and 'completion' must both be strings or both be lists of turns")
-    if isinstance(row.get(text_column), str):
-        return parse_text_form(row[text_column], form, drop_strings)
+        raise ValueError(
+            f"'prompt' is {json_type(prompt)} and 'completion' is {json_type(completion)}; they must both be text "
+            f"or both be lists of turns"
+        )
+    text = row.get(text_column)
+    if isinstance(text, str):
+        if not text.strip():
+            raise ValueError(f"'{text_column}' is empty")
+        return parse_text_form(text, form, drop_strings)
+    # No shape has its values: name the value the row's own columns miss.
+    for column in ("messages", "conversations"):
+        if column in row:
+            raise ValueError(f"'{column}' is null; each row needs its list of turns")
+    if "prompt" in row or "completion" in row:
+        missing = next(column for column in ("prompt", "completion") if row.get(column) is None)
+        raise ValueError(f"'{missing}' is {'null' if missing in row else 'missing'}; a prompt-completion row needs both")
+    if text_column in row:
+        raise ValueError(f"'{text_column}' is {json_type(text)}, not text")
     raise ValueError(
-        f"it has none of the columns '{text_column}', 'prompt'+'completion', 'messages' (it has {sorted(row)})"
+        f"it has none of the columns '{text_column}', 'prompt'+'completion', 'messages' (it has "
+        f"{', '.join(sorted(row)) or 'none'}); name the text column with --text_column"
     )
 
 
 def conversations_from_dataset(
-    dataset: datasets.Dataset, text_column: str, form: ChatForm, origin: str, drop_strings: Iterable[str] = ()
+    dataset: datasets.Dataset,
+    text_column: str,
+    form: ChatForm,
+    origin: str,
+    drop_strings: Iterable[str] = (),
+    place: Callable[[int], str] | None = None,
 ) -> list[Conversation]:
+    """Every row as a conversation; `place(index)` says where a row is (default: origin, row N)."""
+    place = place or (lambda index: f"{origin}, row {index + 1}")
     conversations = []
     for index, row in enumerate(dataset):
         try:
             turns = conversation_from_row(row, text_column, form, drop_strings)
         except ValueError as error:
-            raise UserError(f"--dataset: {origin}, row {index + 1}: {error}.") from None
+            raise UserError(f"--dataset: {place(index)}: {error}.") from None
         if not any(turn.role == ASSISTANT for turn in turns):
-            raise UserError(f"--dataset: {origin}, row {index + 1} has no assistant turn, so nothing to learn.")
+            raise UserError(f"--dataset: {place(index)}: the conversation has no assistant turn, so nothing to learn.")
         conversations.append(turns)
     if not conversations:
         raise UserError(f"--dataset: {origin} holds no conversations.")
@@ -142,7 +191,11 @@ def load_conversations(
     source = load_source(dataset, cache_dir=cache_dir, columns=(text_column, "label"))
     if "train" not in source.splits:
         raise UserError(f"--dataset: {dataset} has no train split (it has {sorted(source.splits)}).")
-    return conversations_from_dataset(source.splits["train"], text_column, form, source.origin, drop_strings), source.origin
+    conversations = conversations_from_dataset(
+        source.splits["train"], text_column, form, source.origin, drop_strings,
+        place=lambda index: source.place("train", index),
+    )  # fmt: skip
+    return conversations, source.origin
 
 
 def render_text(conversation: Conversation, form: ChatForm) -> str:

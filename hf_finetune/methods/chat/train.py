@@ -24,9 +24,10 @@ from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import count_parameters
+from hf_finetune.core.modeling import count_parameters, describe_model_source, fitted_max_length
 from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
 from hf_finetune.core.run import Method, run
+from hf_finetune.core.run_lock import run_lock
 from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
 
 from .answers import AnswerTracker, answer_questions, training_questions
@@ -55,6 +56,9 @@ class ChatMethod(Method):
         self.form = chat_args.form()
         self.description = f"causal LM on conversations, {LOSS_METHOD_DESCRIPTIONS[loss_method]}"
 
+    def check_arguments(self) -> None:
+        self.chat_args.check()
+
     def load_data(self) -> None:
         if self.chat_args.dataset:
             # Text-form rows may hold the tokenizer's bos/eos written out (as the tutorial's do): dropped.
@@ -70,6 +74,7 @@ class ChatMethod(Method):
 
     def encode(self, tokenizer, model) -> None:
         tokenizer.chat_template = chat_template(self.form)  # saved with the model: prompts as trained
+        self.max_length, self.length_note = fitted_max_length(self.chat_args.max_length, model)
         self.counts: dict = {}
         if self.loss_method == COMPLETION_ONLY:  # SFTTrainer tokenizes when it is built
             self.as_messages = self.chat_args.trl_messages_format(self.conversations)
@@ -78,10 +83,10 @@ class ChatMethod(Method):
             )
             return
         self.dataset, self.counts = encode_for_trainer(
-            self.conversations, self.loss_method, self.form, tokenizer, self.chat_args.max_length
+            self.conversations, self.loss_method, self.form, tokenizer, self.max_length
         )
         if len(self.dataset) == 0:
-            raise UserError(f"--max_length {self.chat_args.max_length} leaves no conversation with an answer token to learn.")
+            raise UserError(f"--max_length {self.max_length} leaves no conversation with an answer token to learn.")
         self.target_logits = self.chat_args.target_logits_only and supports_target_logits(model)
         self.counts["loss_computation"] = "logits at targets only" if self.target_logits else "full logits"
 
@@ -92,18 +97,27 @@ class ChatMethod(Method):
             "format": f"{self.form.human_tag.strip()!r} / {self.form.assistant_tag.strip()!r}"
             + (", bos after each assistant tag" if self.form.bos_after_assistant_tag else "")
             + ", eos closes each answer",
-            "max length": self.chat_args.max_length or "none (no truncation)",
-            "held-out": self.chat_args.heldout_question or "none",
+            "max length": (f"{self.max_length} tokens{self.length_note}" if self.max_length else "none (no truncation)")
+            + ("" if COMPLETION_ONLY == self.loss_method else
+               f"; {self.counts['truncated']} conversation(s) cut, {self.counts['dropped']} dropped without an answer token"),
+            **({"base": source} if (source := describe_model_source(self.model_args.model_name_or_path)) else {}),
+            "held-out": self._heldout_for_plan(),
         }
+
+    def _heldout_for_plan(self) -> str:
+        question = self.chat_args.heldout_question
+        if not question:
+            return "none"
+        return question if len(question) <= 100 else f"{question[:99]}… ({len(question)} characters)"
 
     def build_trainer(self, model, tokenizer):
         if self.loss_method == COMPLETION_ONLY:
             from trl import SFTTrainer
 
-            args = sft_config_from(self.training_args, self.chat_args.max_length, self.as_messages)
+            args = sft_config_from(self.training_args, self.max_length, self.as_messages)
             trainer = SFTTrainer(model=model, args=args, train_dataset=self.dataset, processing_class=tokenizer)
             if len(trainer.train_dataset) == 0:  # TRL drops the examples that truncation left without a target
-                raise UserError(f"--max_length {self.chat_args.max_length} leaves no conversation with an answer token to learn.")
+                raise UserError(f"--max_length {self.max_length} leaves no conversation with an answer token to learn.")
             self.counts = trl_counts(trainer.train_dataset, len(self.conversations), self.as_messages)
         else:
             trainer = (TargetLossTrainer if self.target_logits else Trainer)(
@@ -153,19 +167,20 @@ class ChatMethod(Method):
 
 def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> list[dict]:
     """Every method from the same start, each into its own subfolder, then one comparison table."""
-    guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
-    prepare_training_args(training_args)  # as every run does before its snapshot
-    config = config_snapshot(model_args, chat_args, training_args, lora_args)
-    methods = []
-    for name in LOSS_METHODS:
-        args = training_args_as(TrainingArguments, training_args, output_dir=str(Path(training_args.output_dir) / name))
-        methods.append(ChatMethod(model_args, chat_args, run_args, args, lora_args, name, demo, writes_report=False))
-    rows = [run(method) for method in methods]
-    if training_args.process_index == 0:
-        title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
-        histories = {method.loss_method: method.history for method in methods}
-        write_chat_results(Path(training_args.output_dir), rows, histories, len(methods[0].conversations), config, title)
-    return rows
+    with run_lock(training_args):  # the whole comparison; each method's run locks its own subfolder too
+        guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
+        prepare_training_args(training_args)  # as every run does before its snapshot
+        config = config_snapshot(model_args, chat_args, training_args, lora_args)
+        methods = []
+        for name in LOSS_METHODS:
+            args = training_args_as(TrainingArguments, training_args, output_dir=str(Path(training_args.output_dir) / name))
+            methods.append(ChatMethod(model_args, chat_args, run_args, args, lora_args, name, demo, writes_report=False))
+        rows = [run(method) for method in methods]
+        if training_args.process_index == 0:
+            title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
+            histories = {method.loss_method: method.history for method in methods}
+            write_chat_results(Path(training_args.output_dir), rows, histories, len(methods[0].conversations), config, title)
+        return rows
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None, demo: list[Conversation] | None = None) -> list[dict]:

@@ -20,6 +20,7 @@ from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.lora import LoraArguments
+from hf_finetune.core.modeling import describe_model_source, fitted_max_length
 from hf_finetune.core.reports import history_from_log
 from hf_finetune.core.run import Method, run
 from hf_finetune.core.trainers import TargetLossTrainer, train_and_eval_datasets
@@ -49,11 +50,12 @@ class InstructionMethod(Method):
 
     def load_data(self) -> None:
         args = self.data_args
-        self.data = load_instruction_data(args.dataset, args.dataset_url, args.cache_dir, args.split)
+        self.data = load_instruction_data(args.dataset, args.dataset_url, args.cache_dir, args.split, args.columns())
 
     def encode(self, tokenizer, model) -> None:
         args = self.data_args
-        self.encoded, self.counts = encode_instructions(self.data.splits, tokenizer, args.max_length, args.mask_prompt)
+        self.max_length, self.length_note = fitted_max_length(args.max_length, model)
+        self.encoded, self.counts = encode_instructions(self.data.splits, tokenizer, self.max_length, args.mask_prompt)
         self.tokens_per_epoch = sum(len(ids) for ids in self.encoded["train"]["input_ids"])
 
     def plan(self) -> dict[str, object]:
@@ -61,7 +63,8 @@ class InstructionMethod(Method):
         return {
             "data": "; ".join(self.data.notes),
             "sizes": ", ".join(f"{k} {v}" for k, v in self.data.sizes().items()),
-            "max length": f"{self.data_args.max_length} tokens ({touched})",
+            "max length": f"{self.max_length} tokens{self.length_note} ({touched})",
+            **({"base": source} if (source := describe_model_source(self.model_args.model_name_or_path)) else {}),
             "judge": self.data_args.judge_url or "none (nothing is sent anywhere)",
         }
 
