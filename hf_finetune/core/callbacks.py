@@ -1,23 +1,47 @@
-"""Trainer callbacks every method's run uses: evaluation at each epoch's end, a checkpoint and a
-clean stop on SIGTERM/Ctrl-C, and a guard against non-finite gradients."""
+"""Trainer callbacks every method's run uses: evaluation at each epoch's end, labelled progress
+bars, a checkpoint and a clean stop on SIGTERM/Ctrl-C, and a guard against non-finite gradients."""
 
 from __future__ import annotations
 
 import signal
 
 import torch
+from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_utils import has_length
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 
 class EvaluateAtEpochEnd(TrainerCallback):
-    """Evaluate at the end of every epoch as well as every `eval_steps` steps."""
+    """Evaluate at the end of every epoch as well as every `eval_steps` steps, once per step: Trainer
+    has already evaluated when the epoch's last step is an `eval_steps` multiple or the run's last step."""
+
+    def __init__(self):
+        self.evaluated_at_step: int | None = None
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.evaluated_at_step = state.global_step
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if args.eval_strategy != "no":
+        if args.eval_strategy != "no" and self.evaluated_at_step != state.global_step:
             control.should_evaluate = True
         return control
+
+
+class LabelledProgressCallback(ProgressCallback):
+    """Trainer's progress bars, with the evaluation or prediction bar saying what it runs through
+    (`label`, set by the trainer before each loop, e.g. "evaluating validation")."""
+
+    label: str | None = None
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        if state.is_world_process_zero and has_length(eval_dataloader) and self.prediction_bar is None:
+            # As Trainer opens it, with the label; Trainer's own call below then counts the step.
+            self.prediction_bar = tqdm(total=len(eval_dataloader), leave=self.training_bar is None,
+                                       dynamic_ncols=True, desc=self.label)  # fmt: skip
+        super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
 
 
 class PreemptionCallback(TrainerCallback):

@@ -66,6 +66,12 @@ def evaluate_splits(trainer: Trainer, encoded, label_names: list[str], class_sco
     return results, probabilities, outputs
 
 
+def classifier_headline(results: dict, label_names: list[str]) -> dict[str, str]:
+    """The closing summary's figures: test accuracy and F1 (of the last class when binary, else macro)."""
+    f1 = f"test F1 ({label_names[-1]})" if len(label_names) == 2 else "test F1 (macro)"
+    return {"test accuracy": f"{results['test_accuracy']:.4f}", f1: f"{results['test_f1']:.4f}"}
+
+
 def split_table(data, results: dict, extra: tuple[str, ...] = ()) -> str:
     """Examples and metrics per split; `extra` names further per-split results (e.g. format_adherence)."""
     keys = ("accuracy", "precision", "recall", "f1", *extra)

@@ -20,10 +20,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 FINISHED_MARKER = "all_results.json"
 
 
+def _new_file_mode() -> int:
+    """The mode a plain `open()` gives a new file (0644 under the usual umask 022), which the model
+    files get; tempfile.mkstemp makes its files 0600, readable by their owner only. Read once, at
+    import: the umask can only be read by setting it, which must not race with other threads."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+
+def mkstemp_like_open(path: Path, suffix: str) -> tuple[int, str]:
+    """A temporary file beside `path`, to be renamed onto it, with the permissions of a plain new file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.fchmod(handle, NEW_FILE_MODE)
+    return handle, temporary
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = mkstemp_like_open(path, ".tmp")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -90,7 +109,7 @@ def plot_curves(
     written = []
     for suffix in (".png", ".pdf"):
         target = path_stem.with_suffix(suffix)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+        handle, temporary = mkstemp_like_open(target, suffix)
         os.close(handle)
         figure.savefig(temporary, dpi=120)
         os.replace(temporary, target)

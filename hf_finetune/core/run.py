@@ -3,7 +3,7 @@
     lock the output folder (run_lock.py) -> preflight (output folder, flags, hub, the method's
     own checks) -> config snapshot -> the checkpoint to resume from -> data -> tokenizer -> model
     -> LoRA or freezing policy -> encode -> plan -> Trainer -> train_reliably -> evaluate -> save
-    -> results -> push
+    -> results -> push -> summary
 
 A method supplies what is particular to it by subclassing `Method`; `run(method)` calls its
 hooks in that order. docs/architecture.md shows how to add a method.
@@ -11,6 +11,7 @@ hooks in that order. docs/architecture.md shows how to add a method.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from contextlib import contextmanager
@@ -113,6 +114,14 @@ class Method:
         """The model card pushed with --push_to_hub (the main process only)."""
         raise NotImplementedError
 
+    def headline(self, results: dict) -> dict[str, str]:
+        """The figures the run's closing summary leads with (e.g. test accuracy), read from `results`."""
+        return {}
+
+    def report_path(self) -> Path | None:
+        """The report a person reads first, named in the closing summary (None: this run writes none)."""
+        return Path(self.training_args.output_dir) / "report.md"
+
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run; returns its results."""
@@ -172,7 +181,20 @@ def run_locked(method: Method) -> dict:
             method.write_results(trainer, results, config)
     if training_args.push_to_hub:  # every process: Trainer saves collectively, the main process uploads
         push_run(trainer, method.card(trainer, results) if trainer.is_world_process_zero() else "")
+    if trainer.is_world_process_zero():
+        print_block("summary", summary_lines(method, results))
     return results
+
+
+def summary_lines(method: Method, results: dict) -> dict[str, object]:
+    """What a finished run found and where it is: the headline figures, training time, report, model."""
+    report = method.report_path()
+    return {
+        **method.headline(results),
+        "training time": f"{results['train_runtime_seconds']:.1f} s (mean training loss {results['train_loss']:.4f})",
+        **({"report": report} if report is not None and report.is_file() else {}),
+        "model": method.training_args.output_dir,
+    }
 
 
 @contextmanager
@@ -210,17 +232,26 @@ def make_trainable(model: PreTrainedModel, policy: TrainablePolicy, lora_args: L
 
 
 def device_name(args: TrainingArguments) -> str:
+    """The device and how many processes use it; on CPU, the torch threads of each process (this
+    one's: `accelerate launch` sets OMP_NUM_THREADS for every process, 1 unless told otherwise)."""
+    processes = f"x{args.world_size} " + ("process" if args.world_size == 1 else "processes")
     device = args.device
     if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} x{args.world_size}"
-    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads) x{args.world_size}"
+        return f"{torch.cuda.get_device_name(device)} {processes}"
+    threads = torch.get_num_threads()
+    set_by = f", OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else ""
+    return (f"{device.type} ({platform.processor() or platform.machine()}, {threads} "
+            f"thread{'' if threads == 1 else 's'} per process{set_by}) {processes}")  # fmt: skip
 
 
 def print_plan(lines: dict[str, object], args: TrainingArguments) -> None:
-    if not args.should_log:
-        return
+    if args.should_log:
+        print_block("plan", lines)
+
+
+def print_block(title: str, lines: dict[str, object]) -> None:
     width = max(len(key) for key in lines)
-    print("plan:")
+    print(f"{title}:")
     for key, value in lines.items():
         print(f"  {key.ljust(width)}  {value}")
     print(flush=True)

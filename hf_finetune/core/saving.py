@@ -15,7 +15,7 @@ from transformers import Trainer
 from .checkpoints import newest_complete_checkpoint, write_failure
 from .errors import UserError
 from .lora import LoraArguments
-from .reports import FINISHED_MARKER
+from .reports import FINISHED_MARKER, NEW_FILE_MODE
 
 STAGING = ".final-model.partial"
 
@@ -43,6 +43,7 @@ def save_final_model(trainer: Trainer, output_dir: str) -> None:
                     shutil.rmtree(target)
                 item.rename(target)
             else:
+                item.chmod(NEW_FILE_MODE)  # safetensors writes 0600: readable like the rest of the folder
                 os.replace(item, target)
         shutil.rmtree(staging, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()

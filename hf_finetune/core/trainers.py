@@ -1,8 +1,9 @@
 """The Trainers every method builds on.
 
 - `OrderedEvalTrainer`: evaluation keeps dataset order even when training groups batches by
-  length (predictions match their texts), and a length-grouped order that depends only on
-  (seed, epoch), so a resumed run sees the same batches.
+  length (predictions match their texts), a length-grouped order that depends only on
+  (seed, epoch), so a resumed run sees the same batches, and evaluation bars that say what they
+  run through.
 - `TargetLossTrainer`: the LM head only where a label is. A small causal LM's head (hidden x
   vocabulary) is its most expensive matrix: about 31% of GPT-2's forward FLOPs per position,
   46% of Bloom-560m's (a 250880-word vocabulary). A plain Trainer computes logits at every
@@ -21,10 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from transformers import Trainer
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
+from .callbacks import LabelledProgressCallback
 from .collate import IGNORE_INDEX
 from .modeling import is_sequence_classifier
+from .splits import SPLIT_PREFIX
 
 
 def train_and_eval_datasets(encoded, sample_size: int, seed: int | None = None) -> dict:
@@ -66,6 +70,17 @@ class OrderedEvalTrainer(Trainer):
             # plain batch mean. Trainer would then sum gradient-accumulation steps instead of
             # averaging them, and multiply loss and gradients by the number of processes.
             self.model_accepts_loss_kwargs = False
+        if self.callback_handler.pop_callback(ProgressCallback) is not None:  # not with --disable_tqdm
+            self.progress = LabelledProgressCallback()
+            self.add_callback(self.progress)
+        else:
+            self.progress = None
+
+    def evaluation_loop(self, dataloader, description, prediction_loss_only=None, ignore_keys=None,
+                        metric_key_prefix="eval"):  # fmt: skip
+        if self.progress is not None:
+            self.progress.label = progress_label(description, metric_key_prefix)
+        return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
@@ -78,6 +93,18 @@ class OrderedEvalTrainer(Trainer):
         if eval_dataset is None or self.args.world_size > 1:
             return None  # distributed: accelerate shards batches in order and gathers them back in order
         return SequentialSampler(eval_dataset)
+
+
+SPLIT_OF_PREFIX = {prefix: split for split, prefix in SPLIT_PREFIX.items()}
+
+
+def progress_label(description: str, metric_key_prefix: str) -> str:
+    """What an evaluation or prediction bar runs through: "evaluating validation" for Trainer's
+    evaluation of the eval_dataset named validation, "predicting test" for the final figures."""
+    if description == "Prediction":  # trainer.predict(split, metric_key_prefix=SPLIT_PREFIX[split])
+        return f"predicting {SPLIT_OF_PREFIX.get(metric_key_prefix, metric_key_prefix)}"
+    name = metric_key_prefix.removeprefix("eval").lstrip("_") or "validation"
+    return "evaluating " + ("training sample" if name == "train" else name)
 
 
 def target_positions(labels: torch.Tensor) -> torch.Tensor:

@@ -1,14 +1,19 @@
-"""The Trainer every method shares: how a classifier's loss is averaged."""
+"""The Trainer every method shares: how a classifier's loss is averaged, one evaluation per step,
+labelled evaluation bars."""
 
 from __future__ import annotations
 
+import datasets
 import pytest
 import torch
-from transformers import TrainingArguments
+from transformers import AutoModelForCausalLM, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
 
+from hf_finetune.core.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.lora import LoraArguments, apply_lora
 from hf_finetune.core.modeling import load_classifier, load_tokenizer
-from hf_finetune.core.trainers import OrderedEvalTrainer
+from hf_finetune.core.trainers import OrderedEvalTrainer, TargetLossTrainer, progress_label
 
 TEXTS = ["WINNER! claim your prize now", "see you at six", "URGENT call 0800 now", "ok lar"]
 
@@ -41,3 +46,63 @@ def test_gradient_accumulation_averages_a_classifier_loss_instead_of_summing_it(
     step_loss = trainer.training_step(model, batch)
     assert step_loss.item() == pytest.approx(mean.item() / 2, rel=1e-5)
     torch.testing.assert_close(head.grad, full_gradient / 2, rtol=1e-5, atol=1e-8)
+
+
+def copy_dataset(tokenizer) -> datasets.Dataset:
+    ids = [tokenizer(text)["input_ids"] for text in TEXTS]
+    return datasets.Dataset.from_dict({"input_ids": ids, "labels": ids})
+
+
+def causal_trainer(tiny_gpt2, tmp_path, eval_dataset, **flags) -> TargetLossTrainer:
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2, save_strategy="no",
+                             report_to="none", use_cpu=True, **flags)  # fmt: skip
+    return TargetLossTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_gpt2), args=args,
+                             train_dataset=copy_dataset(tokenizer), eval_dataset=eval_dataset(tokenizer),
+                             processing_class=tokenizer, data_collator=padding_collator(tokenizer),
+                             callbacks=[EvaluateAtEpochEnd()])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "eval_steps, evaluated_at",
+    [
+        (2, [2, 4]),  # every epoch end (steps 2, 4) is also an eval_steps multiple
+        (3, [2, 3, 4]),  # epoch end 2; step 3; step 4 is the last step (Trainer) and an epoch end
+    ],
+)
+def test_each_step_is_evaluated_and_printed_once(tiny_gpt2, tmp_path, capsys, eval_steps, evaluated_at):
+    trainer = causal_trainer(tiny_gpt2, tmp_path, copy_dataset, num_train_epochs=2, eval_strategy="steps",
+                             eval_steps=eval_steps, logging_strategy="no", disable_tqdm=True)  # fmt: skip
+    trainer.train()
+    assert [entry["step"] for entry in trainer.state.log_history if "eval_loss" in entry] == evaluated_at
+    printed = [line for line in capsys.readouterr().out.splitlines() if "'eval_loss'" in line]
+    assert len(printed) == len(evaluated_at)
+
+
+@pytest.mark.parametrize(
+    "description, prefix, label",
+    [
+        ("Evaluation", "eval_validation", "evaluating validation"),
+        ("Evaluation", "eval_train", "evaluating training sample"),
+        ("Evaluation", "eval", "evaluating validation"),
+        ("Prediction", "test", "predicting test"),
+        ("Prediction", "eval", "predicting validation"),
+        ("Prediction", "train", "predicting train"),
+    ],
+)
+def test_progress_label_names_the_split(description, prefix, label):
+    assert progress_label(description, prefix) == label
+
+
+def test_evaluation_and_prediction_bars_say_what_they_run_through(tiny_gpt2, tmp_path, capsys):
+    def both(tokenizer):
+        return {"validation": copy_dataset(tokenizer), "train": copy_dataset(tokenizer)}
+
+    trainer = causal_trainer(tiny_gpt2, tmp_path, both, per_device_eval_batch_size=2)
+    trainer.evaluate()
+    trainer.predict(copy_dataset(trainer.processing_class), metric_key_prefix="test")
+    bars = capsys.readouterr().err
+    for label in ("evaluating validation: 100%", "evaluating training sample: 100%", "predicting test: 100%"):
+        assert label in bars, bars[-1000:]
+    quiet = causal_trainer(tiny_gpt2, tmp_path, both, disable_tqdm=True)
+    assert quiet.progress is None and not any(isinstance(c, ProgressCallback) for c in quiet.callback_handler.callbacks)

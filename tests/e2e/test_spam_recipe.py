@@ -47,9 +47,27 @@ def test_run_learns_and_writes_its_results(spam_run):
                  "model.safetensors", "tokenizer.json"):
         assert (output / name).stat().st_size > 0, name
     assert "| test | 300 |" in (output / "report.md").read_text()
-    plan = result.stdout
+    plan = result.stdout.split("summary:")[0]
     for words in ("plan:", "sizes       train 1045, validation 149, test 300", "trainable", "precision   fp32"):
         assert words in plan
+    # accelerate launch sets OMP_NUM_THREADS for its processes (1 unless told otherwise); the plan says so
+    assert "per process, OMP_NUM_THREADS=" in plan and plan.count("x1 process\n") == 1
+
+
+def test_run_prints_each_evaluation_once_labels_its_bars_and_ends_with_a_summary(spam_run):
+    output, result = spam_run
+    results = json.loads((output / "all_results.json").read_text())
+    evaluated = [point for point in results["history"] if "eval_validation_accuracy" in point]
+    assert result.stdout.count("'eval_validation_accuracy'") == len(evaluated)
+    assert result.stdout.count("'eval_train_accuracy'") == len(evaluated)
+    for label in ("evaluating validation", "evaluating training sample", "predicting test"):
+        assert label in result.stderr
+    summary = result.stdout.split("summary:\n")[1].splitlines()
+    assert summary[0].split() == ["test", "accuracy", f"{results['test_accuracy']:.4f}"]
+    assert summary[1].split() == ["test", "F1", "(spam)", f"{results['test_f1']:.4f}"]
+    assert summary[2].split()[:3] == ["training", "time", f"{results['train_runtime_seconds']:.1f}"]
+    assert summary[3].split() == ["report", str(output / "report.md")]
+    assert summary[4].split() == ["model", str(output)]
 
 
 def test_pipeline_loads_the_saved_model_as_is(spam_run):

@@ -206,3 +206,27 @@ def test_gradient_checkpointing_with_frozen_parameters_trains_the_last_block(tmp
     assert model.is_gradient_checkpointing
     changed = [name for name, p in model.named_parameters() if name in before and not torch.equal(before[name], p)]
     assert any(".h.1." in name for name in changed)
+
+
+def test_train_loss_is_the_mean_training_loss_and_the_training_split_loss_has_its_own_key(tmp_path, tiny_gpt2,
+                                                                                          rt_train, one_thread):
+    """all_results.json's train_loss means Trainer's mean loss over the run, as in every method; the loss the
+    final evaluation measures on the training split is train_split_loss (a train_ prefix once overwrote it)."""
+    from hf_finetune import classify
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = list(rt_train["train"])
+    for name, picked in (("train", rows[::25]), ("validation", rows[1::50]), ("test", rows[2::50])):
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in picked), encoding="utf-8")
+    output = tmp_path / "run"
+    classify.main(["--dataset", str(data), "--model_name_or_path", str(tiny_gpt2), "--output_dir", str(output),
+                   "--class_names", "neg,pos", "--trainable", "all", "--learning_rate", "1e-3", "--max_steps", "3",
+                   "--per_device_train_batch_size", "4", "--logging_steps", "1", "--eval_strategy", "no",
+                   "--save_strategy", "no", "--disable_tqdm", "true", "--use_cpu", "true"])  # fmt: skip
+    results = json.loads((output / "all_results.json").read_text())
+    step_losses = [point["train_loss"] for point in results["history"] if "train_loss" in point]
+    assert len(step_losses) == 3
+    assert results["train_loss"] == pytest.approx(sum(step_losses) / 3, rel=1e-6)
+    assert results["train_split_loss"] > 0 and results["train_split_loss"] != pytest.approx(results["train_loss"])
+    assert {"eval_loss", "test_loss", "train_accuracy", "test_accuracy"} <= set(results)

@@ -8,11 +8,39 @@ import yaml
 
 from hf_finetune.core.reports import atomic_write_json, atomic_write_text, markdown_table, plot_curves
 
+COMPARISON_REPORT = "comparison.md"
 METHOD_LEGENDS = {
     "copy_labels": "copy-labels (whole text)",
     "masked": "masked (answers only)",
     "completion_only": "TRL completion-only",
 }
+
+
+def chat_headline(row: dict) -> dict[str, str]:
+    """The closing summary's figures of one method's run."""
+    lines = {"training answers exact": f"{row['training_exact']} of {row['training_asked']} (greedy)"}
+    if row.get("heldout"):
+        heldout = row["heldout"]
+        expected = f" (expected {heldout['expected']!r})" if heldout["expected"] else ""
+        lines["held-out answer"] = f"{heldout['answer']!r}{expected}"
+    return lines
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """One line per method: time, tokens with loss, final loss, answers (comparison.md's table)."""
+    return markdown_table(
+        [
+            "method",
+            "training time (s)",
+            "tokens carrying loss (per epoch)",
+            "final training loss",
+            "held-out answer",
+            "training answers exact",
+            "first epoch with all exact",
+            "training answers",
+        ],
+        comparison_rows(rows),
+    )
 
 
 def comparison_rows(rows: list[dict]) -> list[list]:
@@ -78,22 +106,12 @@ def write_chat_results(
         folder / "loss",
         examples_per_epoch,
     )
-    table = markdown_table(
-        [
-            "method",
-            "training time (s)",
-            "tokens carrying loss (per epoch)",
-            "final training loss",
-            "held-out answer",
-            "training answers exact",
-            "first epoch with all exact",
-            "training answers",
-        ],
-        comparison_rows(rows),
-    )
+    table = comparison_table(rows)
     notes = (
         "Training losses are averages over the tokens that carry loss, so copy-labels (every token) is not "
-        "directly comparable with the two answer-only methods. Answers are greedy generations."
+        "directly comparable with the two answer-only methods. The final training loss is the last one logged. "
+        "Training time includes the greedy answers generated at every epoch's end (answer_tracking_seconds in "
+        "comparison.json). Answers are greedy generations."
     )
     overlaps = "".join(
         f" The {first} and {second} curves coincide (same targets, same start): one hides the other."
@@ -108,7 +126,7 @@ def write_chat_results(
             "## Loss\n\n![loss](loss.png)" + ("\n\n" + overlaps.strip() if overlaps else ""),
         ]
     )
-    atomic_write_text(folder / "comparison.md", report + "\n")
+    atomic_write_text(folder / COMPARISON_REPORT, report + "\n")
     atomic_write_json(folder / "comparison.json", rows)
     # Written last: its presence marks the run as finished.
     atomic_write_json(folder / "all_results.json", {"methods": rows, "history": histories})

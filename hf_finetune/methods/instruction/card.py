@@ -14,10 +14,10 @@ from .prompt import format_prompt
 def instruction_card(base_model: str, data: InstructionData, results: dict, what_trains: str, mask_prompt: bool, args: TrainingArguments) -> str:
     repo = args.hub_model_id
     table = markdown_table(
-        ["", "training loss", "validation loss"],
+        ["", "training sample loss", "validation loss"],
         [
-            ["before training", results.get("initial_train_loss"), results.get("initial_validation_loss")],
-            ["after training", results.get("final_train_loss"), results.get("final_validation_loss")],
+            ["before training", results.get("initial_train_sample_loss"), results.get("initial_validation_loss")],
+            ["after training", results.get("final_train_sample_loss"), results.get("final_validation_loss")],
         ],
     )
     scores = f"Test ROUGE-L F1 over {data.sizes()['test']} greedy responses: {results['test_rougeL']:.4f}."

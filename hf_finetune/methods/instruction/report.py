@@ -57,13 +57,12 @@ def answer_test_split(model, tokenizer, test, data_args: InstructionArguments) -
     scores, how = rouge_l(answers, [entry["output"] for entry in entries])
     for row, score in zip(responses, scores):
         row["rougeL"] = round(score, 4)
-    figures.update(test_rougeL=sum(scores) / len(scores), rouge_implementation=how)
+    figures.update(test_rougeL=sum(scores) / len(scores), test_examples=len(scores), rouge_implementation=how)
     if data_args.judge_url:
         judged, summary = judge_responses(data_args.judge_url, data_args.judge_model, responses)
         for row, score in zip(responses, judged):
             row["judge_score"] = score
         figures.update(summary)
-    print(f"test ROUGE-L {figures['test_rougeL']:.4f} ({how})", flush=True)
     return {**figures, "responses": responses}
 
 
@@ -95,8 +94,8 @@ def write_instruction_results(
         top_label="Tokens seen",
     )
     losses = [
-        ["before training", results.get("initial_train_loss"), results.get("initial_validation_loss")],
-        ["after training", results.get("final_train_loss"), results.get("final_validation_loss")],
+        ["before training", results.get("initial_train_sample_loss"), results.get("initial_validation_loss")],
+        ["after training", results.get("final_train_sample_loss"), results.get("final_validation_loss")],
     ]
     score_lines = [f"ROUGE-L F1 (stemmed) over {len(responses)} test responses: **{results['test_rougeL']:.4f}** "
                    f"(computed with the {results['rouge_implementation']})."]
@@ -119,7 +118,7 @@ def write_instruction_results(
     report = "\n\n".join(
         [
             f"# {title}",
-            markdown_table(["", "training loss", "validation loss"], losses),
+            markdown_table(["", "training sample loss", "validation loss"], losses),
             f"Training took {results['train_runtime_seconds']:.1f} s for {results['train_tokens_per_epoch']:,} "
             f"tokens per epoch. Test generation took {results['test_generation_seconds']:.1f} s.",
             "\n".join(score_lines),
