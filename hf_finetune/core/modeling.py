@@ -11,16 +11,41 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
+from .download import hub_unreachable, offline_way_out
 from .errors import UserError
 
 TRAINABLE_HELP = "'last_block', 'head', 'last_blocks:N' or 'all'"
 ADAPTER_CONFIG = "adapter_config.json"  # what PEFT's save_pretrained writes beside the adapter weights
 
 
+def is_hub_name(name: str) -> bool:
+    """'name' or 'owner/name' that is no local folder; a leading ./ or / or ~, or more slashes, is a path."""
+    return not Path(name).expanduser().exists() and not name.startswith((".", "/", "~")) and name.count("/") <= 1
+
+
+def from_pretrained(auto_class, name: str, **kwargs):
+    """`auto_class.from_pretrained(name)`, from the local cache alone when `name` is a Hub name and
+    the Hub cannot be reached (huggingface_hub would retry each uncached file for about 23 s)."""
+    if is_hub_name(name) and hub_unreachable():
+        kwargs["local_files_only"] = True
+        if auto_class is not AutoTokenizer:  # transformers 5 does not pass it on to its adapter_config.json lookup
+            kwargs["adapter_kwargs"] = {"local_files_only": True}
+    return auto_class.from_pretrained(name, **kwargs)
+
+
 def load_failure(what: str, name: str, error: Exception, flag: str = "--model_name_or_path") -> UserError:
     folder = Path(name).expanduser()
     local = folder.exists()
+    offline = offline_way_out() if flag == "--model_name_or_path" else "without network access, pass a local folder"
     flag = f"{flag}: " if flag else ""  # a tool's run folder is no flag
+    if not local and not is_hub_name(name):
+        return UserError(f"{flag}could not load the {what} '{name}': there is no such folder; check the path.")
+    # transformers says "not found" for a name it could not download: say why, and what to do.
+    if isinstance(error, OSError) and is_hub_name(name) and (unreachable := hub_unreachable()):
+        return UserError(
+            f"{flag}could not load the {what} '{name}': {unreachable} and it is not in the local Hugging Face "
+            f"cache; {offline}."
+        )
     if local and what == "model":
         if error.__class__.__name__ == "SafetensorError":
             return UserError(
@@ -35,7 +60,7 @@ def load_failure(what: str, name: str, error: Exception, flag: str = "--model_na
     way_out = (
         f"the folder {name} is not a complete {what} (see `python -m hf_finetune.tiny --help` to write one)"
         if local
-        else "without network access, pass a local folder, e.g. one written by `python -m hf_finetune.tiny`"
+        else "check the name, or pass a local folder, e.g. one written by `python -m hf_finetune.tiny`"
     )
     return UserError(f"{flag}could not load the {what} '{name}' ({error.__class__.__name__}); {way_out}.")
 
@@ -45,7 +70,7 @@ def load_tokenizer(
 ):
     """Load a tokenizer and make sure it can pad (GPT-2 and friends have no pad token)."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+        tokenizer = from_pretrained(AutoTokenizer, name, trust_remote_code=trust_remote_code)
     except Exception as error:  # OSError, HTTP errors, ValueError for unknown classes, ...
         raise load_failure("tokenizer", name, error, flag) from None
     # A model folder without tokenizer files loads an empty tokenizer that turns text into no ids.
@@ -73,7 +98,8 @@ def load_classifier(name: str, label_names: list[str], tokenizer, trust_remote_c
             f"start from its base model '{adapter_base(name)}', or train that run again with --merge_adapters."
         )
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = from_pretrained(
+            AutoModelForSequenceClassification,
             name,
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
@@ -110,14 +136,14 @@ def load_causal_lm_weights(name: str, trust_remote_code: bool = False, flag: str
     cannot wrap again)."""
     if not is_adapter_folder(name):
         try:
-            return AutoModelForCausalLM.from_pretrained(name, trust_remote_code=trust_remote_code)
+            return from_pretrained(AutoModelForCausalLM, name, trust_remote_code=trust_remote_code)
         except Exception as error:
             raise load_failure("model", name, error, flag) from None
     from peft import PeftModel
 
     base = adapter_base(name)
     try:
-        model = AutoModelForCausalLM.from_pretrained(base, trust_remote_code=trust_remote_code)
+        model = from_pretrained(AutoModelForCausalLM, base, trust_remote_code=trust_remote_code)
     except Exception as error:
         raise UserError(
             f"{Path(name) / ADAPTER_CONFIG}: cannot load its base model '{base}' ({error.__class__.__name__}); "

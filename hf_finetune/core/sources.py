@@ -20,7 +20,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .download import fetch
+from .download import fetch, hub_unreachable, offline_way_out
 from .errors import UserError
 
 
@@ -137,14 +137,31 @@ def _load_registered(
 
 
 def _load_hub(hub_id: str, label_names: list[str] | None) -> SourceData:
+    unreachable = hub_unreachable()
     try:
-        splits = datasets.load_dataset(hub_id)
+        splits = _load_cached_hub_dataset(hub_id) if unreachable else datasets.load_dataset(hub_id)
     except Exception as error:  # the Hub client raises many types; all mean the same to the user
+        if unreachable:
+            raise UserError(
+                f"--dataset: could not load '{hub_id}' from the Hugging Face Hub: {unreachable} and it is not "
+                f"in the local datasets cache; {offline_way_out()}."
+            ) from None
         raise UserError(
             f"--dataset: could not load '{hub_id}' from the Hugging Face Hub ({error.__class__.__name__}); "
             f"check the name and your network, or pass a local file or folder with --dataset PATH."
         ) from None
     return SourceData(splits=splits, origin=f"Hub dataset {hub_id}", label_names=label_names)
+
+
+def _load_cached_hub_dataset(hub_id: str) -> datasets.DatasetDict:
+    """A Hub dataset from datasets' own cache, as with HF_HUB_OFFLINE=1: without its offline
+    switch, datasets waits through huggingface_hub's retries before it looks in the cache."""
+    offline = datasets.config.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = True  # read on each call; set for this call only
+    try:
+        return datasets.load_dataset(hub_id)
+    finally:
+        datasets.config.HF_HUB_OFFLINE = offline
 
 
 def _load_path(path: Path, columns: tuple[str, str]) -> SourceData:

@@ -17,6 +17,7 @@ CONFIG_DIR = PROJECT / "accelerate_configs"
 EXPECTED = {
     "cpu.yaml": DistributedType.MULTI_GPU,  # the torchrun launcher; the processes run on CPU
     "single_gpu.yaml": DistributedType.NO,
+    "one_process.yaml": DistributedType.NO,  # one process on whatever device the machine has
     "multi_gpu.yaml": DistributedType.MULTI_GPU,
     "fsdp.yaml": DistributedType.FSDP,
     "deepspeed_zero2.yaml": DistributedType.DEEPSPEED,

@@ -6,6 +6,7 @@ import functools
 import hashlib
 import http.server
 import threading
+import time
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -180,3 +181,77 @@ def test_place_counts_lines_entries_and_rows_from_one(tmp_path):
     assert load_source(str(tmp_path / "a.csv")).place("train", 1).endswith("a.csv, line 4")
     assert load_source(str(tmp_path / "b.json")).place("train", 1).endswith("b.json, entry 2")
     assert load_source(str(tmp_path / "c.jsonl")).place("train", 1).endswith("c.jsonl, line 3")
+
+
+# --- no network: the first failed lookup is the last ---------------------------------------------
+
+CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens there, a connection is refused
+
+
+@pytest.fixture
+def hub_at_closed_port(monkeypatch):
+    """The Hub unreachable as without network, in this process: huggingface_hub and datasets online
+    (the suite runs with HF_HUB_OFFLINE=1) and both pointed at a port where nothing listens."""
+    import datasets
+    from huggingface_hub import constants
+
+    from hf_finetune.core.download import hub_unreachable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", CLOSED_PORT)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", CLOSED_PORT)
+    hub_unreachable.cache_clear()
+    yield
+    hub_unreachable.cache_clear()
+
+
+def assert_names_both_ways_out(message: str) -> None:
+    assert "without network access" in message
+    assert "--dataset FILE_OR_FOLDER" in message and "--model_name_or_path MODEL_FOLDER" in message
+    assert "python -m hf_finetune.tiny" in message
+
+
+def test_unreachable_download_host_ends_at_once_naming_both_ways_out(tmp_path):
+    cache = tmp_path / "cache"
+    started = time.monotonic()
+    with pytest.raises(UserError) as error:
+        load_source("sms_spam", url=f"{CLOSED_PORT}/sms.zip", cache_dir=str(cache))
+    # Retrying a host that never answered slept 1 s, then 2 s, and said only "--dataset PATH".
+    assert time.monotonic() - started < 2
+    message = str(error.value)
+    assert message.startswith("--dataset: could not download sms_spam: 127.0.0.1 (")
+    assert "cannot be reached" in message
+    assert_names_both_ways_out(message)
+    assert list(cache.iterdir()) == [], "no partial download may stay in the cache"
+
+
+def test_unreachable_hub_dataset_ends_at_once_naming_both_ways_out(hub_at_closed_port):
+    import datasets
+
+    started = time.monotonic()
+    with pytest.raises(UserError) as error:
+        load_source("nobody/no-such-dataset")
+    # huggingface_hub retries a file it cannot reach for about 23 s before datasets gives up.
+    assert time.monotonic() - started < 10
+    message = str(error.value)
+    assert message.startswith(f"--dataset: could not load 'nobody/no-such-dataset' from the Hugging Face Hub: {CLOSED_PORT} cannot be reached")
+    assert "not in the local datasets cache" in message
+    assert_names_both_ways_out(message)
+    assert datasets.config.HF_HUB_OFFLINE is False, "datasets' offline switch is set for the one call only"
+
+
+def test_a_hub_that_answers_is_reachable_whatever_it_answers(tmp_path, monkeypatch):
+    """Users with a network keep the real loading: any answer, even 404 at the root of a mirror."""
+    from huggingface_hub import constants
+
+    from hf_finetune.core.download import hub_unreachable
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with _Server(tmp_path / "absent") as server:  # every path answers 404
+        monkeypatch.setattr(constants, "ENDPOINT", server.url("").rstrip("/"))
+        hub_unreachable.cache_clear()
+        try:
+            assert hub_unreachable() is None
+        finally:
+            hub_unreachable.cache_clear()
