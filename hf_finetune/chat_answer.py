@@ -9,22 +9,20 @@ form the model was trained on. Prints one answer per line (JSON lines with --jso
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from .core.config import ToolParser
 from .core.errors import UserError, run_cli
 from .methods.chat.answers import answer_run
-from .predict import ToolParser, read_texts, require_run_kind
+from .predict import read_texts, require_run_kind
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = ToolParser(
-        prog="python -m hf_finetune.chat_answer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser("python -m hf_finetune.chat_answer", __doc__)
     parser.add_argument("run_dir", help="the output folder of a finished run (a method's subfolder after --compare)")
     parser.add_argument("questions", nargs="*", help="questions ('-' or none: read standard input)")
-    parser.add_argument("--file", help="a UTF-8 file with one question per line")
-    parser.add_argument("--max_new_tokens", type=int, default=32)
+    parser.add_argument("--file", metavar="PATH", help="a UTF-8 file with one question per line")
+    parser.add_argument("--max_new_tokens", type=int, default=32, help="longest answer in tokens")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)

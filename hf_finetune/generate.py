@@ -11,21 +11,18 @@ after the prompt's response header), as the instruction method does for its test
 
 from __future__ import annotations
 
-import argparse
-
+from .core.config import ToolParser
 from .core.errors import UserError, run_cli
 from .methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS, generate_responses, load_generator
-from .predict import ToolParser, require_run_kind
+from .predict import require_run_kind
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = ToolParser(
-        prog="python -m hf_finetune.generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser("python -m hf_finetune.generate", __doc__)
     parser.add_argument("run_dir", help="the output folder of a finished instruction-tuning run")
     parser.add_argument("--instruction", required=True, help="what the model should do")
     parser.add_argument("--input", default="", help="optional input the instruction refers to")
-    parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--max_new_tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, help="longest response in tokens")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if not args.instruction.strip():

@@ -10,27 +10,18 @@ with --json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Callable
 
+from .core.config import ToolParser
 from .core.errors import UserError, run_cli
 from .core.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from .methods.head.predict import head_predictor
 from .methods.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
-
-
-class ToolParser(argparse.ArgumentParser):
-    """argparse's own mistakes (a missing argument, a bad number) as one sentence, not usage + exit."""
-
-    def error(self, message: str):
-        # "argument --max_new_tokens: invalid int value: 'x'" -> "--max_new_tokens: invalid int value: 'x'"
-        raise UserError(f"{re.sub(r'^argument ', '', message)}; see --help.")
 
 
 # What each kind of run folder holds, and the tool that uses it.
@@ -92,12 +83,10 @@ def read_texts(texts: list[str], file: str | None, what: str = "text to classify
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = ToolParser(
-        prog="python -m hf_finetune.predict", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = ToolParser("python -m hf_finetune.predict", __doc__)
     parser.add_argument("run_dir", help="the output folder of a finished run")
     parser.add_argument("texts", nargs="*", help="texts to classify ('-' or none: read standard input)")
-    parser.add_argument("--file", help="a UTF-8 file with one text per line")
+    parser.add_argument("--file", metavar="PATH", help="a UTF-8 file with one text per line")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)

@@ -10,7 +10,6 @@ tests, smoke runs and speed benchmarks need.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
+from .core.config import ToolParser
 from .core.errors import UserError, run_cli
 from .core.modeling import count_parameters, load_tokenizer
 
@@ -76,20 +76,20 @@ def write_model(model, tokenizer, output: Path, overwrite: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hf_finetune.tiny", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", choices=("gpt2", "bloom"), default="gpt2")
+    parser = ToolParser("python -m hf_finetune.tiny", __doc__)
+    parser.add_argument("--arch", choices=("gpt2", "bloom"), default="gpt2", help="the architecture")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny", help="layers/width/heads preset")
     parser.add_argument("--layers", type=int, help="override the preset's number of blocks")
     parser.add_argument("--width", type=int, help="override the preset's hidden size")
     parser.add_argument("--heads", type=int, help="override the preset's attention heads")
     parser.add_argument("--context", type=int, default=1024, help="maximum positions (GPT-2 only; Bloom uses ALiBi)")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--tokenizer", help="folder (or Hub id) of an existing tokenizer")
+    source.add_argument("--tokenizer", metavar="PATH", help="folder (or Hub id) of an existing tokenizer")
     source.add_argument("--train_tokenizer_on", nargs="+", metavar="FILE", help="learn a BPE tokenizer from text")
-    parser.add_argument("--vocab_size", type=int, default=2000, help="with --train_tokenizer_on")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", required=True, type=Path)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--vocab_size", type=int, default=2000, help="size of the learned tokenizer's vocabulary")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
+    parser.add_argument("--output", required=True, type=Path, help="the folder to write (model and tokenizer)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
 

@@ -26,35 +26,35 @@ class DataArguments:
     dataset: str = field(
         default="sms_spam",
         metadata={
-            "help": "A registered name (sms_spam, rotten_tomatoes), a Hub dataset id, a local file "
-            "(zip, tsv, csv, json, jsonl, parquet), a folder of split files, or a save_to_disk folder."
+            "help": "sms_spam, rotten_tomatoes, a Hub dataset id, a file (zip, tsv, csv, json, jsonl, "
+            "parquet), a folder of split files or a save_to_disk folder."
         },
     )
     dataset_url: str | None = field(
-        default=None, metadata={"help": "Download a registered dataset from this URL instead of its usual one."}
+        default=None, metadata={"help": "Download a registered dataset from this URL instead."}
     )
-    text_column: str = field(default="text", metadata={"help": "Column holding the text."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the label."})
+    text_column: str = field(default="text", metadata={"help": "Column of the texts."})
+    label_column: str = field(default="label", metadata={"help": "Column of the labels."})
     class_names: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated class names in id order, e.g. 'ham,spam'. Default: from the data."},
+        metadata={"help": "Class names in id order, e.g. ham,spam (default: from the data)."},
     )
     balance: bool = field(
-        default=False, metadata={"help": "Undersample every class to the size of the smallest (seeded)."}
+        default=False, metadata={"help": "Undersample every class to the smallest one's size (seeded)."}
     )
     split: str = field(
         default="0.7,0.1,0.2",
-        metadata={"help": "train,validation,test fractions for data that comes as one split (seeded shuffle)."},
+        metadata={"help": "train,validation,test fractions of one-split data (seeded shuffle)."},
     )
     max_length: int | None = field(
         default=None, metadata={"help": "Truncate texts to this many tokens (default: the model's context)."}
     )
     train_eval_samples: int = field(
         default=256,
-        metadata={"help": "Training examples scored at each evaluation point (for the train accuracy curve)."},
+        metadata={"help": "Training examples scored at each evaluation (the train accuracy curve)."},
     )
     cache_dir: str | None = field(
-        default=None, metadata={"help": "Where downloads are cached (default: ~/.cache/hf_finetune)."}
+        default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."}
     )
 
 

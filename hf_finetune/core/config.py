@@ -6,25 +6,40 @@ a flag too (`--learning_rate`, `--bf16`, ...). HfArgumentParser reads the flags;
 is turned into command-line tokens first rather than handed to TRL's `TrlParser`, which sets
 YAML values as untyped defaults (a null replaces a default, `15` stays an int in a float
 field, `4` in a text field, a list lands in a one-value field).
+
+`--help` shows the command's own flags first, then the common ones in sections (data, model,
+training, LoRA, hub, logging) with the defaults the command really uses; of the ~115
+TrainingArguments flags it shows the common ones and `--help-all` all of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
+from transformers.hf_argparser import string_to_bool
 
+from .classification_data import DataArguments
 from .errors import UserError
+from .lora import LoraArguments
 
-CONFIG_HELP = "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins."
+HELP_EPILOG = (
+    "A switch alone turns it on (--bf16); --bf16 false turns it off.\n"
+    "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins.\n"
+    "Every TrainingArguments field is a flag; --help-all lists them all."
+)
 
 
 @dataclass
@@ -36,23 +51,22 @@ class ModelArguments:
     trainable: str = field(
         default="last_block",
         metadata={
-            "help": "Which parameters train: 'last_block' (last transformer block + final norm + head), "
-            "'head', 'last_blocks:N', or 'all'."
+            "help": "What trains: last_block (last block, final norm, head), head, last_blocks:N or all."
         },
     )
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow model code from the Hub to run (off unless you pass it)."}
+        default=False, metadata={"help": "Let model code from the Hub run."}
     )
 
 
 @dataclass
 class RunArguments:
     overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Allow replacing the results of a finished run in --output_dir."}
+        default=False, metadata={"help": "Replace a finished run in --output_dir."}
     )
     skip_nonfinite_batches: bool = field(
         default=False,
-        metadata={"help": "Skip (and log) batches whose loss or gradients are NaN/inf instead of stopping."},
+        metadata={"help": "Skip (and log) a batch with a NaN/inf loss or gradient instead of stopping."},
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
@@ -126,8 +140,204 @@ def cpu_processes_without_accelerator() -> dict[str, Any]:
     return {"use_cpu": True}
 
 
+@dataclass(frozen=True)
+class _CommandHelp:
+    prog: str | None = None
+    description: str | None = None
+
+
+_command_help: ContextVar[_CommandHelp | None] = ContextVar("command_help", default=None)
+
+
+@contextmanager
+def command_help(prog: str | None = None, description: str | None = None) -> Iterator[None]:
+    """Inside this block, --help names the command `prog` (`hf-finetune spam`) and opens with
+    `description` (a recipe's story) instead of the script's file name and the method's docstring."""
+    current = _command_help.get() or _CommandHelp()
+    token = _command_help.set(_CommandHelp(prog or current.prog, description or current.description))
+    try:
+        yield
+    finally:
+        _command_help.reset(token)
+
+
+def command_prog(default: str | None = None) -> str | None:
+    """The command's name for its usage line: as `hf-finetune` called it, else `default`."""
+    return (_command_help.get() or _CommandHelp()).prog or default
+
+
+def _module_prog() -> str | None:
+    """`python -m hf_finetune.classify` for a module of this package run with -m, not argparse's
+    `classify.py`; None (argparse's file name) for a script such as recipes/spam.py."""
+    script = Path(sys.argv[0]).resolve()
+    package = Path(__file__).resolve().parents[1]
+    if script.suffix != ".py" or package not in script.parents:
+        return None
+    return "python -m " + ".".join(script.relative_to(package.parent).with_suffix("").parts)
+
+
+VALUE_NAMES = {int: "INT", float: "FLOAT", string_to_bool: "BOOL", Path: "PATH"}
+
+
+def _is_dash_alias(flag: str, flags: Sequence[str]) -> bool:
+    """--learning-rate, the alias HfArgumentParser adds beside --learning_rate."""
+    return flag.startswith("--") and "-" in flag[2:] and f"--{flag[2:].replace('-', '_')}" in flags
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples keep their line breaks; each flag shows once (not also as its --dash-form alias),
+    with the kind of value it takes and its default. A switch (`--bf16`, `--bf16 false`) shows a
+    default only when it is on."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=30)
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        flags = ", ".join(flag for flag in action.option_strings if not _is_dash_alias(flag, action.option_strings))
+        if action.nargs == 0 or _is_switch(action):
+            return flags
+        return f"{flags} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return VALUE_NAMES.get(action.type, "TEXT")
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        # argparse %-formats help texts: a lone % (a chat template's `{% generation %}`) is doubled;
+        # `%%` (transformers writes `~20%%`) and `%(default)s` already are format codes.
+        text = re.sub(r"%(%|\()?", lambda match: match[0] if match[1] else "%%", action.help or "")
+        default = action.default
+        if action.nargs == 0 or "%(default)" in text or default in (None, "", argparse.SUPPRESS) or default is False:
+            return text
+        # A default with a line break (the chat's "\n\n### Human:") shows as Python writes it.
+        shown = "%(default)r" if isinstance(default, str) and default != default.strip() else "%(default)s"
+        return f"{text} (default: {shown})"
+
+
+def _is_switch(action: argparse.Action) -> bool:
+    """A dataclass bool: `--flag` alone means true, `--flag false` also works."""
+    return action.nargs == "?" and action.type is string_to_bool
+
+
+class ToolParser(argparse.ArgumentParser):
+    """The small tools' parser: defaults shown, `--help-all` accepted like `--help`, and argparse's
+    own mistakes (a missing argument, a bad number) as one sentence, not usage + exit."""
+
+    def __init__(self, prog: str, description: str | None = None):
+        super().__init__(prog=command_prog(prog), description=description, formatter_class=HelpFormatter,
+                         add_help=False)  # fmt: skip
+        self.add_argument("-h", "--help", "--help-all", action="help", help="show this help and exit")
+
+    def error(self, message: str):
+        # "argument --max_new_tokens: invalid int value: 'x'" -> "--max_new_tokens: invalid int value: 'x'"
+        raise UserError(f"{re.sub(r'^argument ', '', message)}; see --help.")
+
+
+# Help sections, in the order --help shows them after the command's own flags.
+SECTIONS = ("data", "model", "training", "LoRA", "hub", "logging")
+MORE_TRAINING_FLAGS = "more training flags (TrainingArguments)"
+COMMON_ARGUMENTS = {DataArguments: "data", ModelArguments: "model", RunArguments: "training", LoraArguments: "LoRA"}
+
+# The TrainingArguments flags --help shows, each with a short help of ours; --help-all shows every one.
+TRAINING_FLAGS = {
+    "train_sampling_strategy": ("data", "random, sequential or group_by_length (similar lengths)."),
+    "dataloader_num_workers": ("data", "Processes loading batches (0: the main one)."),
+    "output_dir": ("training", "The run's folder: model, report, checkpoints."),
+    "num_train_epochs": ("training", "Passes over the training data."),
+    "max_steps": ("training", "Optimizer steps to train instead (-1: see --num_train_epochs)."),
+    "learning_rate": ("training", "Peak learning rate (AdamW)."),
+    "lr_scheduler_type": ("training", "linear, cosine, constant, constant_with_warmup, polynomial, inverse_sqrt, ..."),
+    "warmup_steps": ("training", "Linear warm-up steps (below 1: a fraction of all steps)."),
+    "weight_decay": ("training", "AdamW weight decay (not on biases and norms)."),
+    "per_device_train_batch_size": ("training", "Training examples per batch and device."),
+    "per_device_eval_batch_size": ("training", "Evaluation examples per batch and device."),
+    "gradient_accumulation_steps": ("training", "Batches per optimizer step."),
+    "seed": ("training", "Seed of initialisation, shuffling and splits."),
+    "bf16": ("training", "bfloat16 mixed precision (recent GPUs, CPUs with native bf16)."),
+    "fp16": ("training", "float16 mixed precision (GPU)."),
+    "activation_checkpointing": ("training", "Less memory, slower steps (also --gradient_checkpointing)."),
+    "eval_strategy": ("training", "When to evaluate: no, steps or epoch."),
+    "eval_steps": ("training", "Steps between evaluations with --eval_strategy steps."),
+    "save_strategy": ("training", "When to save a checkpoint."),
+    "save_steps": ("training", "Steps between checkpoints with --save_strategy steps."),
+    "save_total_limit": ("training", "Checkpoints kept; older ones are deleted."),
+    "resume_from_checkpoint": ("training", "auto (the newest complete one in --output_dir) or a checkpoint."),
+    "push_to_hub": ("hub", "Publish the finished run on the Hugging Face Hub."),
+    "hub_model_id": ("hub", "The repository: USER/NAME."),
+    "hub_private_repo": ("hub", "Create the repository private."),
+    "hub_token": ("hub", "Token (default: HF_TOKEN); kept out of the run's files."),
+    "logging_steps": ("logging", "Steps between training-loss log lines."),
+    "report_to": ("logging", "Trackers: none, tensorboard, wandb, trackio, ... or all."),
+}
+FLAG_SECTIONS = {"traceback": "logging"}  # RunArguments' flag that is not about training
+
+
+def _own_section(dataclass_type: type) -> str:
+    """The section of a method's own flags: 'chat method' for hf_finetune.methods.chat.arguments."""
+    parts = dataclass_type.__module__.split(".")
+    if parts[:2] == ["hf_finetune", "methods"] and len(parts) > 2:
+        return f"{parts[2].replace('_', '-')} method"
+    return "command"
+
+
+def _section(dataclass_type: type, name: str) -> str:
+    if issubclass(dataclass_type, TrainingArguments):
+        return TRAINING_FLAGS[name][0] if name in TRAINING_FLAGS else MORE_TRAINING_FLAGS
+    if dataclass_type in COMMON_ARGUMENTS:
+        return FLAG_SECTIONS.get(name, COMMON_ARGUMENTS[dataclass_type])
+    return _own_section(dataclass_type)
+
+
+class _ShowEveryFlag(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.show_every_flag()
+        parser.print_help()
+        parser.exit()
+
+
 class _Parser(HfArgumentParser):
-    """argparse's own mistakes (a bad number, a bad choice) as one sentence, not usage + exit."""
+    """The dataclasses' flags in help sections, and argparse's own mistakes (a bad number, a bad
+    choice) as one sentence, not usage + exit."""
+
+    def __init__(self, dataclass_types: Sequence[type], **kwargs):
+        super().__init__(list(dataclass_types), formatter_class=HelpFormatter, usage="%(prog)s [--flag VALUE ...]",
+                         epilog=HELP_EPILOG, **kwargs)  # fmt: skip
+        self.add_argument("--help-all", action=_ShowEveryFlag, help="show every flag and exit")
+        self._hidden_help: dict[argparse.Action, str | None] = {}
+        self._arrange_in_sections()
+
+    def _arrange_in_sections(self) -> None:
+        """HfArgumentParser puts a dataclass's flags in one group (`_argument_group_name`), but
+        TrainingArguments' flags belong to several sections: each flag moves to its own."""
+        owners = {item.name: dtype for dtype in self.dataclass_types for item in fields(dtype)}
+        own = [_own_section(dtype) for dtype in self.dataclass_types
+               if dtype not in COMMON_ARGUMENTS and not issubclass(dtype, TrainingArguments)]  # fmt: skip
+        titles = dict.fromkeys([*own, *SECTIONS, MORE_TRAINING_FLAGS])  # in the order --help shows them
+        sections = {title: self.add_argument_group(title) for title in titles}
+        position = {name: index for index, name in enumerate(TRAINING_FLAGS)}
+        flags = [action for action in self._optionals._group_actions if action.dest in owners]  # not --help
+        # The dataclasses' flags in their order, the curated TrainingArguments in TRAINING_FLAGS' order.
+        for action in sorted(flags, key=lambda action: position.get(action.dest, -1)):
+            title = _section(owners[action.dest], action.dest)
+            self._optionals._group_actions.remove(action)
+            sections[title]._group_actions.append(action)
+            if action.dest in TRAINING_FLAGS:
+                action.help = TRAINING_FLAGS[action.dest][1]
+            if action.choices is not None and len(action.choices) > 3:
+                action.metavar = "NAME"  # not the 41 optimizers; the help names the common ones
+            # Hidden from --help (they all still work): the rarer TrainingArguments, and the --no_X forms
+            # of flags that default to true (--X false says the same).
+            if title == MORE_TRAINING_FLAGS or action.option_strings[0] == f"--no_{action.dest}":
+                self._hidden_help[action] = action.help
+                action.help = argparse.SUPPRESS
+
+    def show_every_flag(self) -> None:
+        for action, help_text in self._hidden_help.items():
+            action.help = help_text
 
     def error(self, message: str):
         # "argument --learning_rate/--learning-rate: invalid float value: 'abc'" -> "--learning_rate: ..."
@@ -143,7 +353,9 @@ def parse_arguments(
 ) -> tuple:
     """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _Parser(list(dataclass_types), description=f"{description or ''}\n\n{CONFIG_HELP}".strip())
+    command = _command_help.get() or _CommandHelp()
+    prog, description = command.prog or _module_prog(), command.description or description
+    parser = _Parser(dataclass_types, prog=prog, description=description)
     known = {item.name for dataclass_type in dataclass_types for item in fields(dataclass_type)}
     defaults = dict(defaults or {})
     unknown = set(defaults) - known

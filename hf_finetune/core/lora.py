@@ -24,17 +24,17 @@ from .modeling import is_sequence_classifier
 class LoraArguments:
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of --trainable's layers."})
     lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA update matrices."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update is multiplied by alpha / r."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update times alpha / r."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
     lora_target_modules: str | None = field(
         default=None,
         metadata={
-            "help": "Comma-separated module names to adapt (e.g. 'c_attn,c_proj'), or 'all-linear'. "
-            "Default: PEFT's choice for the architecture (GPT-2: c_attn; Bloom: query_key_value)."
+            "help": "Modules to adapt, e.g. c_attn,c_proj, or all-linear (default: PEFT's choice: c_attn for "
+            "GPT-2, query_key_value for Bloom)."
         },
     )
     merge_adapters: bool = field(
-        default=False, metadata={"help": "Merge the adapters into the weights on save, so pipeline() loads the model."}
+        default=False, metadata={"help": "Save a plain model, adapters merged in (pipeline() loads it)."}
     )
 
 

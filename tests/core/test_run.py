@@ -75,11 +75,11 @@ class CopyTextMethod(Method):
         raise AssertionError("no card without --push_to_hub")
 
 
-def method_for(tiny_gpt2, output, fail_in=None) -> CopyTextMethod:
+def method_for(tiny_gpt2, output, fail_in=None, method_class=CopyTextMethod) -> CopyTextMethod:
     args = TrainingArguments(output_dir=str(output), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3,
                              save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True)  # fmt: skip
     model_args = ModelArguments(model_name_or_path=str(tiny_gpt2), trainable="all")
-    return CopyTextMethod(model_args, RunArguments(), args, fail_in)
+    return method_class(model_args, RunArguments(), args, fail_in)
 
 
 def test_run_calls_the_hooks_in_order_and_saves_a_loadable_model(tiny_gpt2, tmp_path, capsys):

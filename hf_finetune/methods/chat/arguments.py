@@ -20,14 +20,14 @@ COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 class ChatArguments:
     method: str = field(
         default="masked",
-        metadata={"help": "copy_labels (learn the whole text), masked (learn the answers only) or completion_only (TRL)."},
+        metadata={"help": "copy_labels (learn the whole text), masked (the answers only) or completion_only (TRL)."},
     )
     compare: bool = field(default=False, metadata={"help": "Train all three methods and write one comparison table."})
     dataset: str | None = field(
         default=None,
         metadata={
-            "help": "A local file/folder or Hub id of conversations: a text column in the '### Human: ... "
-            "### Assistant: ...' form, prompt/completion columns, or messages lists. Default: the recipe's demo set."
+            "help": "Conversations (file, folder or Hub id): '### Human: ... ### Assistant: ...' text, "
+            "prompt/completion or messages (default: the demo set)."
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column of text-form conversations."})
@@ -35,37 +35,35 @@ class ChatArguments:
     assistant_tag: str = field(default="\n\n### Assistant:", metadata={"help": "Tag in front of each assistant turn."})
     special_tokens: bool = field(
         default=False,
-        metadata={"help": "The tutorial's special tokens: beginning-of-sequence after each assistant tag."},
+        metadata={"help": "The tutorial's beginning-of-sequence token after each assistant tag."},
     )
     completion_format: str = field(
         default="auto",
         metadata={
-            "help": "Data handed to TRL for completion_only: prompt_completion (completion_only_loss), messages "
-            "(assistant_only_loss with a {% generation %} chat template), or auto (prompt_completion when every "
-            "conversation is a single exchange)."
+            "help": "completion_only's data: prompt_completion, messages (a {% generation %} chat template) "
+            "or auto (prompt_completion if each conversation is one exchange)."
         },
     )
     max_length: int | None = field(
         default=None,
         metadata={"help": "Truncate conversations to this many tokens, keeping their start (default and most: the "
-                  "model's position limit); a conversation left without an answer token is dropped and counted."},
+                  "model's limit); one left without an answer token is dropped."},
     )
     target_logits_only: bool = field(
         default=True,
         metadata={
-            "help": "copy_labels/masked: compute LM-head logits only where a label is learned (same loss, less "
-            "compute); --target_logits_only false gives the plain Trainer loss."
+            "help": "copy_labels/masked: LM-head logits only where a label is learned (same loss, less compute)."
         },
     )
     heldout_question: str | None = field(default=None, metadata={"help": "A question not in the training data."})
-    heldout_answer: str | None = field(default=None, metadata={"help": "Its expected answer (for the table)."})
+    heldout_answer: str | None = field(default=None, metadata={"help": "Its expected answer."})
     max_new_tokens: int = field(default=16, metadata={"help": "Longest generated answer."})
     answers_every_epoch: bool = field(
         default=True,
-        metadata={"help": "Answer the training questions at every epoch's end, to report when all are right."},
+        metadata={"help": "Answer the training questions at each epoch's end."},
     )
     report_examples: int = field(default=10, metadata={"help": "Training questions answered in the table."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Where downloads are cached."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
 
     def form(self) -> ChatForm:
         return ChatForm(human_tag=self.human_tag, assistant_tag=self.assistant_tag, bos_after_assistant_tag=self.special_tokens)

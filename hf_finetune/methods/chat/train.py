@@ -43,7 +43,7 @@ from .encoding import (
     prompt_completion_records,
     trl_counts,
 )
-from .report import write_chat_results
+from .report import COMPARISON_REPORT, chat_headline, comparison_table, write_chat_results
 
 ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments, LoraArguments)
 
@@ -139,16 +139,15 @@ class ChatMethod(Method):
         losses = [entry for entry in trainer.state.log_history if "loss" in entry]
         row = {
             "method": self.loss_method,
+            **results,  # the skeleton's: train_runtime_seconds, train_cpu_seconds, train_loss, trainable
+            # Included in train_runtime_seconds, as every callback's time is in every method's.
+            "answer_tracking_seconds": round(tracker.seconds, 2) if tracker else 0.0,
             **self.counts,
             "examples": len(trainer.train_dataset),
-            # Trainer's runtime includes the callbacks: the answers generated every epoch are not training.
-            "train_runtime_seconds": round(train_result.metrics["train_runtime"] - (tracker.seconds if tracker else 0.0), 2),
             "final_train_loss": losses[-1]["loss"] if losses else None,
-            "mean_train_loss": train_result.training_loss,
             "epochs": self.training_args.num_train_epochs,
             "first_epoch_all_answers_exact": tracker.first_epoch_all_exact() if tracker else None,
             "exact_answers_per_epoch": tracker.exact_per_epoch if tracker else None,
-            "trainable": results["trainable"],
         }
         row["trainable_parameters"], row["total_parameters"] = count_parameters(trainer.model)
         self.history = [{"epoch": entry["epoch"], "step": entry["step"], "train_loss": entry["loss"]} for entry in losses]
@@ -160,6 +159,12 @@ class ChatMethod(Method):
             histories = {self.loss_method: self.history}
             write_chat_results(Path(self.training_args.output_dir), [results], histories, len(self.conversations), config,
                                title)  # fmt: skip
+
+    def headline(self, results: dict) -> dict[str, str]:
+        return chat_headline(results)
+
+    def report_path(self) -> Path | None:
+        return Path(self.training_args.output_dir) / COMPARISON_REPORT if self.writes_report else None
 
     def card(self, trainer, results: dict) -> str:
         return chat_card(self.model_args.model_name_or_path, self.origin, results, results["trainable"], trainer.args)
@@ -175,11 +180,19 @@ def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> 
         for name in LOSS_METHODS:
             args = training_args_as(TrainingArguments, training_args, output_dir=str(Path(training_args.output_dir) / name))
             methods.append(ChatMethod(model_args, chat_args, run_args, args, lora_args, name, demo, writes_report=False))
-        rows = [run(method) for method in methods]
+        rows = []
+        for number, method in enumerate(methods, 1):
+            if training_args.process_index == 0:
+                print(f"=== method {number} of {len(methods)}: {method.loss_method}, into "
+                      f"{method.training_args.output_dir} ===\n", flush=True)  # fmt: skip
+            rows.append(run(method))
         if training_args.process_index == 0:
             title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
             histories = {method.loss_method: method.history for method in methods}
-            write_chat_results(Path(training_args.output_dir), rows, histories, len(methods[0].conversations), config, title)
+            folder = Path(training_args.output_dir)
+            write_chat_results(folder, rows, histories, len(methods[0].conversations), config, title)
+            print(f"=== comparison of the {len(rows)} methods (report: {folder / COMPARISON_REPORT}) ===\n\n"
+                  f"{comparison_table(rows)}\n", flush=True)  # fmt: skip
         return rows
 
 

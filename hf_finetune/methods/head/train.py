@@ -18,6 +18,7 @@ from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.classification_data import DataArguments, load_classification_data
 from hf_finetune.core.classification_report import (
     classification_metrics,
+    classifier_headline,
     evaluate_splits,
     write_classification_results,
 )
@@ -85,6 +86,9 @@ class HeadMethod(Method):
         title = f"{self.model_args.model_name_or_path} on {self.data_args.dataset}, head method"
         write_classification_results(Path(self.training_args.output_dir), results, trainer.state.log_history, self.data,
                                      self.probabilities["test"], config, title)  # fmt: skip
+
+    def headline(self, results: dict) -> dict[str, str]:
+        return classifier_headline(results, self.data.label_names)
 
     def card(self, trainer, results: dict) -> str:
         return head_card(self.model_args.model_name_or_path, self.data, results, results["trainable"], trainer.args)

@@ -97,9 +97,10 @@ class InstructionMethod(Method):
         return {
             **results,
             "train_tokens_per_epoch": self.tokens_per_epoch,
-            "initial_train_loss": self.initial.get("eval_train_loss"),
+            # Measured by evaluation on the training sample (--train_eval_samples); train_loss is Trainer's.
+            "initial_train_sample_loss": self.initial.get("eval_train_loss"),
             "initial_validation_loss": self.initial.get("eval_validation_loss"),
-            "final_train_loss": final.get("eval_train_loss"),
+            "final_train_sample_loss": final.get("eval_train_loss"),
             "final_validation_loss": final.get("eval_validation_loss"),
             "truncation": self.counts,
             "sizes": self.data.sizes(),
@@ -120,6 +121,16 @@ class InstructionMethod(Method):
             title=f"{self.model_args.model_name_or_path} instruction-tuned on {self.data_args.dataset}",
             report_examples=self.data_args.report_examples,
         )
+
+    def headline(self, results: dict) -> dict[str, str]:
+        lines = {"test ROUGE-L": f"{results['test_rougeL']:.4f} over {results['test_examples']} test responses"}
+        if results.get("judge_mean_score") is not None:
+            lines["judge score"] = f"{results['judge_mean_score']:.2f} / 100 ({results['judge_model']})"
+        if results.get("final_validation_loss") is not None:
+            before = results.get("initial_validation_loss")
+            lines["validation loss"] = (f"{before:.4f} before training, " if before is not None else "") + (
+                f"{results['final_validation_loss']:.4f} after")
+        return lines
 
     def card(self, trainer, results: dict) -> str:
         return instruction_card(

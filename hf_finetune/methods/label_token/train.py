@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.classification_data import DataArguments, load_classification_data
-from hf_finetune.core.classification_report import evaluate_splits, write_classification_results
+from hf_finetune.core.classification_report import classifier_headline, evaluate_splits, write_classification_results
 from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.reports import atomic_write_json, markdown_table
@@ -114,7 +114,9 @@ class LabelTokenMethod(Method):
         for split, output in outputs.items():
             prefix = SPLIT_PREFIX[split]
             results[f"{prefix}_format_adherence"] = format_adherence(output.predictions[1], self.label_words)
-            results[f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
+            # train_loss is Trainer's mean loss while training, in every method: the training split's
+            # loss measured now goes by another name.
+            results["train_split_loss" if split == "train" else f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
         return results
 
     def write_results(self, trainer, results: dict, config: dict) -> None:
@@ -135,6 +137,10 @@ class LabelTokenMethod(Method):
                  f"(label words: {', '.join(self.label_words.words)})")  # fmt: skip
         write_classification_results(folder, results, trainer.state.log_history, self.data, self.probabilities["test"],
                                      config, title, extra_sections=(adherence,))  # fmt: skip
+
+    def headline(self, results: dict) -> dict[str, str]:
+        return {**classifier_headline(results, self.data.label_names),
+                "test format adherence": f"{results['test_format_adherence']:.4f}"}  # fmt: skip
 
     def card(self, trainer, results: dict) -> str:
         return label_token_card(

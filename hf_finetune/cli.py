@@ -1,0 +1,74 @@
+"""`hf-finetune COMMAND [flags]` (or `python -m hf_finetune COMMAND [flags]`): every method and tool
+under one name. Each command runs exactly what its script or module runs (same defaults, same
+messages, same exit codes); `hf-finetune COMMAND --help` shows its flags.
+
+Under accelerate, name the package as the module to launch:
+    accelerate launch -m hf_finetune spam --num_train_epochs 1
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import NamedTuple
+
+from .core.errors import UserError, run_cli
+
+
+class Command(NamedTuple):
+    module: str  # has main(argv)
+    summary: str
+
+
+TRAINING_COMMANDS = {
+    "spam": Command("hf_finetune.recipes.spam", "GPT-2 + class head on the SMS Spam Collection (recipes/spam.py)"),
+    "classify": Command("hf_finetune.classify", "any text/label data: label token (default) or --method head"),
+    "instruction": Command("hf_finetune.recipes.instruction", "Alpaca instruction tuning (recipes/instruction.py)"),
+    "chat": Command("hf_finetune.recipes.spanish_chat", "chat tuning, three loss methods (recipes/spanish_chat.py)"),
+}
+TOOLS = {
+    "predict": Command("hf_finetune.predict", "classify texts with a finished spam/classify run"),
+    "generate": Command("hf_finetune.generate", "answer an instruction with a finished instruction run"),
+    "chat-answer": Command("hf_finetune.chat_answer", "answer questions with a finished chat run"),
+    "tiny": Command("hf_finetune.tiny", "write a random-init GPT-2 or Bloom (offline tests and smoke runs)"),
+}
+COMMANDS = {**TRAINING_COMMANDS, **TOOLS}
+
+
+def overview() -> str:
+    def listing(commands: dict[str, Command]) -> str:
+        return "\n".join(f"  {name:<13}{command.summary}" for name, command in commands.items())
+
+    return f"""usage: hf-finetune COMMAND [flags]
+
+Fine-tune causal language models (GPT-2, Bloom, any Hugging Face causal LM).
+
+train a model:
+{listing(TRAINING_COMMANDS)}
+
+use a finished run, or make a model:
+{listing(TOOLS)}
+
+hf-finetune COMMAND --help      the command's own flags, then the common ones, with defaults
+hf-finetune COMMAND --help-all  every flag, all of TrainingArguments'
+accelerate launch -m hf_finetune COMMAND [flags]    the same under accelerate"""
+
+
+def main(argv: list[str] | None = None) -> object:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "--help-all"):
+        print(overview())
+        return None
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        raise UserError(f"'{name}' is not a command; use one of {', '.join(COMMANDS)} (hf-finetune --help).")
+    command = importlib.import_module(COMMANDS[name].module)
+    from .core.config import command_help  # imports transformers: not for the overview
+
+    with command_help(prog=f"hf-finetune {name}"):
+        return command.main(rest)
+
+
+def run_command_line() -> None:
+    """The `hf-finetune` console script."""
+    run_cli(main)
