@@ -380,7 +380,6 @@ def parse_arguments(
         for item in parsed:
             if isinstance(item, TrainingArguments):
                 check_training_values(item)
-                check_writable_folder(Path(item.output_dir), "--output_dir")
     except UserError as error:
         flag = re.match(r"--\w+", str(error))
         if flag and flag[0] in from_file:

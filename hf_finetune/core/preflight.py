@@ -9,16 +9,15 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments, set_seed
 
-from .config import accelerator_available, check_writable_folder
+from .config import accelerator_available
 from .errors import UserError
 from .precision import check_precision
 from .reports import FINISHED_MARKER
 
 
 def guard_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Refuse to replace the results of a finished run unless asked to, and a folder the run
-    could not write its results in (found now, not after training)."""
-    check_writable_folder(Path(output_dir), "--output_dir")
+    """Refuse to replace the results of a finished run unless asked to (run_lock has already
+    refused a folder the run could not write in)."""
     finished = Path(output_dir) / FINISHED_MARKER
     if finished.exists() and not overwrite:
         raise UserError(

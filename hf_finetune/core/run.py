@@ -21,7 +21,7 @@ import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from .checkpoints import write_failure
-from .config import ModelArguments, RunArguments, check_writable_folder, config_snapshot
+from .config import ModelArguments, RunArguments, config_snapshot
 from .errors import UserError
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .lora import LoraArguments, apply_lora, describe_lora
@@ -125,7 +125,6 @@ class Method:
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run; returns its results."""
-    check_writable_folder(Path(method.training_args.output_dir), "--output_dir")  # before the lock creates it
     with run_lock(method.training_args):  # one run per output folder, from before anything loads
         return run_locked(method)
 

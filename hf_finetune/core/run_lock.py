@@ -26,6 +26,7 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
+from .config import check_writable_folder
 from .errors import UserError
 
 LOCK_NAME = "_run.lock"
@@ -65,6 +66,7 @@ class RunLock:
         self.created_folder = False
 
     def acquire(self) -> RunLock:
+        check_writable_folder(self.folder, "--output_dir")  # a file, or a folder we cannot write in
         try:
             if not self.folder.exists():
                 self.folder.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 
 from .errors import UserError
 from .modeling import ADAPTER_CONFIG, adapter_base, load_causal_lm_weights, load_failure
-
-STAGING = ".final-model.partial"  # core.saving writes the final model here first
+from .saving import STAGING
 
 
 def is_adapter_run(run_dir: str | Path) -> bool:

@@ -188,9 +188,8 @@ def _load_path(path: Path, columns: tuple[str, str]) -> SourceData:
         )
     if suffix in (".json", ".jsonl", ".parquet"):
         files = {"train": str(path)}
-        return SourceData(
-            splits=_load_files(FILE_FORMATS[suffix], files), origin=str(path), files=files, lines=_json_lines(files)
-        )
+        splits, lines = _load_files(FILE_FORMATS[suffix], files)
+        return SourceData(splits=splits, origin=str(path), files=files, lines=lines)
     table = _read_table(path, path.read_bytes(), suffix != ".csv", columns)
     return SourceData(
         splits=datasets.DatasetDict(train=_to_dataset(table.frame)),
@@ -226,18 +225,20 @@ def _load_split_folder(folder: Path, columns: tuple[str, str]) -> SourceData:
         splits = datasets.DatasetDict({split: _to_dataset(table.frame) for split, table in tables.items()})
         lines = {split: table.lines for split, table in tables.items()}
     else:
-        splits, lines = _load_files(formats.pop(), files), _json_lines(files)
+        splits, lines = _load_files(formats.pop(), files)
     return SourceData(splits=splits, origin=f"folder {folder}", files=files, lines=lines)
 
 
-def _load_files(builder: str, files: dict[str, str]) -> datasets.DatasetDict:
-    for file in files.values():
+def _load_files(builder: str, files: dict[str, str]) -> tuple[datasets.DatasetDict, dict[str, list[int]]]:
+    """The splits, and for JSON-lines files the line each record is on."""
+    lines = {}
+    for split, file in files.items():
         if os.path.getsize(file) == 0:
             raise UserError(f"--dataset: {file} is empty.")
-        if builder == "json":
-            _check_json(Path(file))
+        if builder == "json" and (record_lines := _check_json(Path(file))):
+            lines[split] = record_lines
     try:
-        return datasets.load_dataset(builder, data_files=files)
+        return datasets.load_dataset(builder, data_files=files), lines
     except Exception as error:
         cause = error.__cause__ or error
         # Arrow counts rows from 0 within a block: never show its "row N" as if it were ours.
@@ -248,10 +249,10 @@ def _load_files(builder: str, files: dict[str, str]) -> datasets.DatasetDict:
         ) from None
 
 
-def _check_json(path: Path) -> None:
+def _check_json(path: Path) -> list[int]:
     """Find JSON mistakes ourselves, at the line or entry a user can go to: Arrow's parser reports
     none (a syntax error, a byte-order mark, a key given twice, a field that is text in one record
-    and a number in another)."""
+    and a number in another). Returns the line of each record of a JSON-lines file ([] for a JSON list)."""
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raise UserError(f"--dataset: {path} starts with a byte-order mark (BOM); save it as UTF-8 without one.")
@@ -277,7 +278,7 @@ def _check_json(path: Path) -> None:
             raise UserError(f"--dataset: {path}: an object gives the key '{repeated.key}' twice; keep one.") from None
         else:
             if not isinstance(loaded, list):
-                return  # a single object: the methods that accept one say what they need
+                return []  # a single object: the methods that accept one say what they need
             records = [(f"entry {number}", entry) for number, entry in enumerate(loaded, start=1)]
     if not records:
         for number, line in enumerate(text.split("\n"), start=1):
@@ -295,6 +296,7 @@ def _check_json(path: Path) -> None:
                 raise UserError(f"--dataset: {path}, line {number}: each line must be a JSON object with named fields.")
             records.append((f"line {number}", record))
     _check_field_kinds(path, records)
+    return [int(where.split()[1]) for where, _ in records if where.startswith("line ")]
 
 
 class _RepeatedKey(ValueError):
@@ -344,17 +346,6 @@ def _check_field_kinds(path: Path, records: list[tuple[str, object]]) -> None:
                     f"--dataset: {path}, {where}: '{key}' is {kind}, not {mixed[key]} as in the other records; "
                     f"give the field one kind of value in every record."
                 )
-
-
-def _json_lines(files: dict[str, str]) -> dict[str, list[int]]:
-    """The line of each record of JSON-lines files (one record per non-blank line)."""
-    lines = {}
-    for split, file in files.items():
-        path = Path(file)
-        text = path.read_text(encoding="utf-8") if path.suffix.lower() in (".jsonl", ".json") else ""
-        if path.suffix.lower() == ".jsonl" or (text.lstrip().startswith("{") and "\n{" in text):
-            lines[split] = [number for number, line in enumerate(text.split("\n"), start=1) if line.strip()]
-    return lines
 
 
 def _read_zip(path: Path, columns: tuple[str, str]) -> tuple[Table, str]:

@@ -167,5 +167,5 @@ def test_chat_compare_holds_the_lock_of_its_whole_output_folder(tiny_gpt2, tmp_p
 
 def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(UserError, match=f"--output_dir: cannot write into {tmp_path / 'file' / 'run'} "):
+    with pytest.raises(UserError, match=f"--output_dir: {tmp_path / 'file'}, above {tmp_path / 'file' / 'run'}, is a file"):
         RunLock(tmp_path / "file" / "run").acquire()

@@ -254,6 +254,11 @@ def i_adapter_with_missing_base(d, r):
     return instruction_train.main, argv, ["adapter_config.json: cannot load its base model", "gone"]
 
 
+def i_restore_callback_states(d, r):
+    argv = ["--dataset", str(write_json(d / "d.json", entries())), "--restore_callback_states_from_checkpoint"]
+    return instruction_recipe_main, argv, ["--restore_callback_states_from_checkpoint: the instruction method restores"]
+
+
 def i_folder_without_train_file(d, r):
     (d / "data").mkdir()
     write_json(d / "data" / "test.json", entries())

@@ -18,7 +18,7 @@ from transformers import TrainingArguments
 from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
-from hf_finetune.core.errors import run_cli
+from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.lora import LoraArguments
 from hf_finetune.core.modeling import describe_model_source, fitted_max_length
 from hf_finetune.core.reports import history_from_log
@@ -45,6 +45,12 @@ class InstructionMethod(Method):
 
     def check_arguments(self) -> None:
         self.data_args.check()
+        if self.training_args.restore_callback_states_from_checkpoint:
+            # Trainer would rebuild the validation sampler from its saved state without its tokenizer.
+            raise UserError(
+                "--restore_callback_states_from_checkpoint: the instruction method restores its validation "
+                "samples from a checkpoint on its own; drop the flag."
+            )
         # Evaluation needs only the loss; keeping full-vocabulary logits is the classic out-of-memory.
         self.training_args.prediction_loss_only = True
 
