@@ -314,16 +314,14 @@ def _refuse_repeated_keys(pairs: list[tuple[str, object]]) -> dict:
     return seen
 
 
-def _json_kind(value) -> str | None:
+JSON_TYPES = {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
+
+
+def json_type(value) -> str:
+    """A JSON value's kind as a message names it: text, a number, true/false, a list, an object, null."""
     if value is None:
-        return None  # a null fits any column
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    return "a list" if isinstance(value, list) else "an object"
+        return "null"
+    return next((name for kind, name in JSON_TYPES.items() if isinstance(value, kind)), type(value).__name__)
 
 
 def _check_field_kinds(path: Path, records: list[tuple[str, object]]) -> None:
@@ -333,15 +331,15 @@ def _check_field_kinds(path: Path, records: list[tuple[str, object]]) -> None:
     for _, record in records:
         if isinstance(record, dict):  # the method reading the list names other entries
             for key, value in record.items():
-                if (kind := _json_kind(value)) is not None:
+                if (kind := json_type(value)) != "null":  # a null fits any column
                     kinds.setdefault(key, Counter())[kind] += 1
     mixed = {key: counts.most_common(1)[0][0] for key, counts in kinds.items() if len(counts) > 1}
     if not mixed:
         return
     for where, record in records:
         for key, value in record.items() if isinstance(record, dict) else ():
-            kind = _json_kind(value)
-            if key in mixed and kind is not None and kind != mixed[key]:
+            kind = json_type(value)
+            if key in mixed and kind != "null" and kind != mixed[key]:
                 raise UserError(
                     f"--dataset: {path}, {where}: '{key}' is {kind}, not {mixed[key]} as in the other records; "
                     f"give the field one kind of value in every record."

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 import datasets
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.sources import load_source
+from hf_finetune.core.sources import json_type, load_source
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 ROLE_ALIASES = {
@@ -78,13 +78,6 @@ def _without(text: str, strings: Iterable[str]) -> str:
     for string in strings:
         text = text.replace(string, "")
     return text
-
-
-JSON_TYPES = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object", str: "text"}
-
-
-def json_type(value: Any) -> str:
-    return "null" if value is None else JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def _turn_from_mapping(message: Any, number: int) -> Turn:

@@ -9,7 +9,7 @@ from pathlib import Path
 import datasets
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.sources import SourceData, load_source
+from hf_finetune.core.sources import SourceData, json_type, load_source
 from hf_finetune.core.splits import SPLITS, file_order_split, parse_fractions
 
 from .prompt import FIELDS
@@ -22,9 +22,6 @@ class InstructionData:
 
     def sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in SPLITS}
-
-
-JSON_TYPES = {bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object", str: "text"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ def _refuse_entries_that_are_not_objects(where: str) -> None:
         for number, entry in enumerate(loaded, start=1):
             if not isinstance(entry, dict):
                 raise UserError(
-                    f"--dataset: {where}, entry {number} is {JSON_TYPES.get(type(entry), 'null')}, "
+                    f"--dataset: {where}, entry {number} is {json_type(entry)}, "
                     f"not an object with the fields instruction and output."
                 )
 
@@ -155,7 +152,7 @@ def _checked_split(source: SourceData, split: str, columns: Columns) -> datasets
                 )
             if not isinstance(value, str):
                 raise UserError(
-                    f"--dataset: {source.place(split, index)}: '{column}' is {JSON_TYPES.get(type(value), type(value).__name__)}, "
+                    f"--dataset: {source.place(split, index)}: '{column}' is {json_type(value)}, "
                     f"not text."
                 )
             if field_name != "input" and not value.strip():
