@@ -94,8 +94,7 @@ class NonFiniteGuard(TrainerCallback):
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         gradients = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
-        finite = all(torch.isfinite(g).all() for g in gradients)
-        if finite:
+        if not gradients or all_finite(gradients):
             return control
         step = state.global_step + 1
         if not self.skip:
@@ -106,6 +105,12 @@ class NonFiniteGuard(TrainerCallback):
         if args.should_log:
             print(f"warning: step {step} had a non-finite loss or gradient; its batch was skipped", flush=True)
         return control
+
+
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """Whether every value is finite, with one wait for the device (not one per tensor): the largest
+    absolute value of all of them, NaN or inf as soon as one value is."""
+    return bool(torch.isfinite(torch.nn.utils.get_total_norm(tensors, norm_type=float("inf"))))
 
 
 class NonFiniteLoss(RuntimeError):

@@ -66,7 +66,25 @@ class RunArguments:
     )
     skip_nonfinite_batches: bool = field(
         default=False,
-        metadata={"help": "Skip (and log) a batch with a NaN/inf loss or gradient instead of stopping."},
+        metadata={"help": "Skip and log a NaN/inf batch instead of stopping."},
+    )
+    cache_frozen: bool = field(
+        default=True,
+        metadata={"help": "Frozen layers run once per text (no dropout)."},
+    )
+    cache_frozen_dtype: str = field(
+        default="auto",
+        metadata={"help": "dtype of the frozen layers' cached output: auto (the training precision), float32, "
+                  "bfloat16 or float16."},  # fmt: skip
+    )
+    cache_frozen_max_gb: float | None = field(
+        default=None,
+        metadata={"help": "Most gigabytes the cache may take per process (default: half the free memory, shared "
+                  "between the processes); a larger cache is not built and training runs the whole model."},  # fmt: skip
+    )
+    seeds: str | None = field(
+        default=None,
+        metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md."},
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
@@ -270,6 +288,7 @@ TRAINING_FLAGS = {
     "logging_steps": ("logging", "Steps between training-loss log lines."),
     "report_to": ("logging", "Trackers: none, tensorboard, wandb, trackio, ... or all."),
 }
+RARE_FLAGS = {"cache_frozen_dtype", "cache_frozen_max_gb"}  # ours, listed by --help-all only
 FLAG_SECTIONS = {"traceback": "logging"}  # RunArguments' flag that is not about training
 
 
@@ -329,9 +348,9 @@ class _Parser(HfArgumentParser):
                 action.help = TRAINING_FLAGS[action.dest][1]
             if action.choices is not None and len(action.choices) > 3:
                 action.metavar = "NAME"  # not the 41 optimizers; the help names the common ones
-            # Hidden from --help (they all still work): the rarer TrainingArguments, and the --no_X forms
-            # of flags that default to true (--X false says the same).
-            if title == MORE_TRAINING_FLAGS or action.option_strings[0] == f"--no_{action.dest}":
+            # Hidden from --help (they all still work): the rarer TrainingArguments and flags of ours, and
+            # the --no_X forms of flags that default to true (--X false says the same).
+            if title == MORE_TRAINING_FLAGS or action.dest in RARE_FLAGS or action.option_strings[0] == f"--no_{action.dest}":
                 self._hidden_help[action] = action.help
                 action.help = argparse.SUPPRESS
 
@@ -342,7 +361,7 @@ class _Parser(HfArgumentParser):
     def error(self, message: str):
         # "argument --learning_rate/--learning-rate: invalid float value: 'abc'" -> "--learning_rate: ..."
         message = re.sub(r"^argument (--[\w.]+)(/--[\w.-]+)*", r"\1", message)
-        raise UserError(f"{message}; see --help.")
+        raise UserError(f"{message.rstrip('.')}; see --help.")
 
 
 def parse_arguments(

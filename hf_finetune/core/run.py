@@ -23,6 +23,7 @@ from transformers import PreTrainedModel, Trainer, TrainingArguments
 from .checkpoints import write_failure
 from .config import ModelArguments, RunArguments, config_snapshot
 from .errors import UserError
+from .frozen_cache import check_cache_arguments, plan_frozen_cache
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
 from .lora import LoraArguments, apply_lora, describe_lora
 from .modeling import (
@@ -92,6 +93,11 @@ class Method:
         """Turn the data into model inputs (the main process first: it fills the tokenization cache)."""
         raise NotImplementedError
 
+    def frozen_cache_sequences(self) -> list[list[int]] | None:
+        """After `encode`: every token sequence training and evaluation will feed the model, for
+        --cache_frozen (the frozen layers' output of each is computed once); None: not supported."""
+        return None
+
     def plan(self) -> dict[str, object]:
         """Lines of the plan printed before training: data, sizes, lengths."""
         raise NotImplementedError
@@ -114,6 +120,16 @@ class Method:
         """The model card pushed with --push_to_hub (the main process only)."""
         raise NotImplementedError
 
+    def split_texts(self) -> dict[str, list[str]] | None:
+        """After `load_data`: the texts of each split (train, validation, test) that the leakage check
+        compares, as a person would read them; None: this method's data has no texts to compare."""
+        return None
+
+    def split_labels(self) -> dict[str, list[str]] | None:
+        """After `load_data`: the class name of each text of `split_texts()` (classifiers), so that the
+        leakage check counts leaked texts per class; None: the texts have no classes."""
+        return None
+
     def headline(self, results: dict) -> dict[str, str]:
         """The figures the run's closing summary leads with (e.g. test accuracy), read from `results`."""
         return {}
@@ -124,7 +140,15 @@ class Method:
 
 
 def run(method: Method) -> dict:
-    """Train, evaluate, save and report one method's run; returns its results."""
+    """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
+    if method.run_args.seeds:
+        from .seeds import run_seeds
+
+        return run_seeds(method, run_one)
+    return run_one(method)
+
+
+def run_one(method: Method) -> dict:
     with run_lock(method.training_args):  # one run per output folder, from before anything loads
         return run_locked(method)
 
@@ -135,6 +159,7 @@ def run_locked(method: Method) -> dict:
     prepare_training_args(training_args)
     prepare_hub_push(training_args)
     method.check_arguments()
+    check_cache_arguments(method.run_args)
     # Before the Trainer exists: building the reference TrainingArguments resets accelerate's state.
     config = method.config()
     policy = TrainablePolicy.parse(model_args.trainable)
@@ -142,17 +167,22 @@ def run_locked(method: Method) -> dict:
 
     with training_args.main_process_first(desc="loading data"):
         method.load_data()
+    leakage = check_leakage(method.split_texts(), method.split_labels())
     tokenizer = method.load_tokenizer()
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
     with training_args.main_process_first(desc="tokenizing"):
         method.encode(tokenizer, model)
     trainable, total = count_parameters(model)
+    frozen = plan_frozen_cache(model, method.frozen_cache_sequences(), policy, method.lora_args.use_peft,
+                               method.run_args, training_args)  # fmt: skip
     print_plan(
         {
             "method": method.description,
             "model": f"{model_args.model_name_or_path} ({model.__class__.__name__})",
             **method.plan(),
+            **({"leakage": leakage.plan_line()} if leakage is not None else {}),
             "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
+            "frozen cache": frozen.line,
             "device": device_name(training_args),
             "precision": describe_precision(training_args),
             "output": training_args.output_dir,
@@ -163,16 +193,19 @@ def run_locked(method: Method) -> dict:
     with repo_creation_reported(training_args):
         trainer = method.build_trainer(model, tokenizer)
     defer_push_to_end(trainer)
-    method.before_training(trainer)
-    started, cpu_started = time.time(), time.process_time()
-    train_result = train_reliably(trainer, trainer.args, method.run_args.skip_nonfinite_batches)
-    results = {
-        "train_runtime_seconds": round(time.time() - started, 2),
-        "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine
-        "train_loss": train_result.training_loss,
-        "trainable": what_trains,
-    }
-    results = method.evaluate(trainer, train_result, results)
+    with frozen_layers_cached(frozen.cache, trainer) as cache_results:
+        method.before_training(trainer)
+        started, cpu_started = time.time(), time.process_time()
+        train_result = train_reliably(trainer, trainer.args, method.run_args.skip_nonfinite_batches)
+        results = {
+            "train_runtime_seconds": round(time.time() - started, 2),
+            "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine
+            "train_loss": train_result.training_loss,
+            "trainable": what_trains,
+            **({"leakage": leakage.to_dict()} if leakage is not None else {}),
+        }
+        results = method.evaluate(trainer, train_result, results)
+    results.update(cache_results)
     save_trained_model(trainer, trainer.args.output_dir, model_args.model_name_or_path, method.lora_args)
 
     if trainer.is_world_process_zero():
@@ -183,6 +216,37 @@ def run_locked(method: Method) -> dict:
     if trainer.is_world_process_zero():
         print_block("summary", summary_lines(method, results))
     return results
+
+
+@contextmanager
+def frozen_layers_cached(cache, trainer: Trainer):
+    """Build the frozen layers' cache (--cache_frozen) and serve training and evaluation from it;
+    the model is whole again afterwards, for saving. Yields the figures for all_results.json."""
+    if cache is None:
+        yield {"frozen_cache": False}
+        return
+    args = trainer.args
+    cache.build(trainer.model, args.device, args.per_device_eval_batch_size, trainer.autocast_smart_context_manager)
+    if args.should_log:
+        print(f"frozen cache: built in {cache.build_seconds:.1f} s", flush=True)
+    cache.attach(trainer.model)
+    figures = {"frozen_cache": True, "frozen_cache_build_seconds": round(cache.build_seconds, 2)}
+    try:
+        yield figures
+    finally:
+        cache.detach()
+    # Forward calls served from the cache, and those that ran the whole model (a sequence the
+    # method did not list): the second should be 0.
+    figures.update(frozen_cache_served_calls=cache.served, frozen_cache_missed_calls=cache.missed)
+
+
+def check_leakage(split_texts: dict[str, list[str]] | None, labels: dict[str, list[str]] | None = None):
+    """The leakage report (duplicate texts within and across splits), or None for data without texts."""
+    if split_texts is None:
+        return None
+    from .leakage import check_leakage as check
+
+    return check(split_texts, labels)
 
 
 def summary_lines(method: Method, results: dict) -> dict[str, object]:

@@ -54,6 +54,9 @@ class HeadMethod(Method):
         self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
         self.encoded, self.truncated = encode_for_head(self.data.splits, tokenizer, self.max_length)
 
+    def frozen_cache_sequences(self) -> list[list[int]]:
+        return [ids for split in self.encoded.values() for ids in split["input_ids"]]
+
     def plan(self) -> dict[str, object]:
         return {
             "data": "; ".join(self.data.notes),

@@ -58,6 +58,18 @@ def label_word_scores(
     return scores, best_next
 
 
+def scored_sequences(encoded, label_words: LabelWords) -> list[list[int]]:
+    """Every sequence the model sees in this method: each example as it trains (text + separator +
+    its label word) and as `label_word_scores` scores it (the prefix + each word it appends)."""
+    appended = [[ids[0]] for ids in label_words.token_ids[:1]] if label_words.single_token else label_words.token_ids
+    sequences = []
+    for split in encoded.values():
+        for ids, prefix_length in zip(split["input_ids"], split["prefix_length"]):
+            sequences.append(ids)
+            sequences.extend(ids[:prefix_length] + word for word in appended)
+    return sequences
+
+
 class LabelTokenTrainer(TargetLossTrainer):
     """Trainer for the label-token method: loss on label-word tokens only, head on those
     positions only; evaluation returns (label-word scores, best next token) per example."""

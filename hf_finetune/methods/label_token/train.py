@@ -27,7 +27,7 @@ from hf_finetune.core.trainers import train_and_eval_datasets
 from .card import label_token_card
 from .encoding import encode_label_token
 from .predict import LABEL_TOKEN_FILE
-from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics
+from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
 from .words import resolve_label_words, text_budget
 
 CLASSIFIER_METHODS = ("label-token", "head")
@@ -77,6 +77,9 @@ class LabelTokenMethod(Method):
     def encode(self, tokenizer, model) -> None:
         self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
         self.encoded, self.truncated = encode_label_token(self.data.splits, tokenizer, self.label_words, self.max_length)
+
+    def frozen_cache_sequences(self) -> list[list[int]]:
+        return scored_sequences(self.encoded, self.label_words)
 
     def plan(self) -> dict[str, object]:
         words = self.label_words
