@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from .core.calibration import CalibrationArguments
 from .core.classification_data import DataArguments
 from .core.config import ModelArguments, RunArguments, parse_arguments
 from .core.errors import UserError, run_cli
@@ -22,7 +23,10 @@ from .core.run import run
 from .methods.head.train import HeadMethod
 from .methods.label_token.train import LabelTokenArguments, LabelTokenMethod
 
-ARGUMENTS = (ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments)
+ARGUMENTS = (
+    ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments,
+    CalibrationArguments,
+)  # fmt: skip
 
 DEFAULTS = dict(
     dataset="rotten_tomatoes",
@@ -46,7 +50,7 @@ DEFAULTS = dict(
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, method_args, run_args, training_args, lora_args = parse_arguments(
+    model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args = parse_arguments(
         ARGUMENTS, argv, {**DEFAULTS, **(defaults or {})}, description=__doc__
     )
     if method_args.method == "head":
@@ -55,10 +59,12 @@ def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
                 raise UserError(
                     f"{flag}: label words are written by --method label-token only; drop {flag} for --method head."
                 )
-        method = HeadMethod(model_args, data_args, run_args, training_args, lora_args)
+        method = HeadMethod(model_args, data_args, run_args, training_args, lora_args, calibration_args)
         method.options += (method_args,)  # config.yaml says --method head, so it reruns as one
     else:
-        method = LabelTokenMethod(model_args, data_args, method_args, run_args, training_args, lora_args)
+        method = LabelTokenMethod(
+            model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args
+        )
     return run(method)
 
 

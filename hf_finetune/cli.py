@@ -30,6 +30,7 @@ TOOLS = {
     "predict": Command("hf_finetune.predict", "classify texts with a finished spam/classify run"),
     "generate": Command("hf_finetune.generate", "answer an instruction with a finished instruction run"),
     "chat-answer": Command("hf_finetune.chat_answer", "answer questions with a finished chat run"),
+    "compare": Command("hf_finetune.compare", "compare finished runs or --seeds series: flags, metrics, curves"),
     "tiny": Command("hf_finetune.tiny", "write a random-init GPT-2 or Bloom (offline tests and smoke runs)"),
 }
 COMMANDS = {**TRAINING_COMMANDS, **TOOLS}

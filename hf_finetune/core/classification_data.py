@@ -17,6 +17,7 @@ import numpy as np
 from transformers import TrainingArguments
 
 from .errors import UserError
+from .leakage import first_copies
 from .sources import REGISTRY, SourceData, load_source
 from .splits import SPLITS, balance_classes, parse_fractions, seeded_split
 
@@ -41,6 +42,10 @@ class DataArguments:
     )
     balance: bool = field(
         default=False, metadata={"help": "Undersample every class to the smallest one's size (seeded)."}
+    )
+    dedupe: bool = field(
+        default=False,
+        metadata={"help": "Drop exact and near duplicate texts before balancing and splitting."},
     )
     split: str = field(
         default="0.7,0.1,0.2",
@@ -71,6 +76,14 @@ class ClassificationData:
     def sizes(self) -> dict[str, int]:
         return {name: len(split) for name, split in self.splits.items()}
 
+    def split_texts(self) -> dict[str, list[str]]:
+        """Each split's texts, for the leakage check."""
+        return {name: list(self.splits[name]["text"]) for name in SPLITS}
+
+    def split_labels(self) -> dict[str, list[str]]:
+        """Each split's class names, text by text (the leakage check counts leaked texts per class)."""
+        return {name: [self.label_names[label] for label in self.splits[name]["label"]] for name in SPLITS}
+
 
 def prepare_classification(
     source: SourceData,
@@ -81,6 +94,7 @@ def prepare_classification(
     balance: bool = False,
     split: str = "0.7,0.1,0.2",
     seed: int = 42,
+    dedupe: bool = False,
 ) -> ClassificationData:
     fractions = parse_fractions(split)
     flag_names = parse_class_names(class_names)
@@ -108,6 +122,9 @@ def prepare_classification(
             f"{', '.join(absent)} named by {named_by}; a class without examples cannot be learned or measured."
         )
     notes: list[str] = []
+    if dedupe:
+        checked, note = _deduplicated(checked)
+        notes.append(note)
     rng = np.random.default_rng(seed)
     if balance:
         checked["train"], note = balance_classes(checked["train"], names, rng)
@@ -150,6 +167,17 @@ def prepare_classification(
             f"{', '.join(repr(name) for name in seen)}); a classifier learns only the classes its training data shows."
         )
     return ClassificationData(splits=result, label_names=names, notes=notes)
+
+
+def _deduplicated(checked: dict[str, dict[str, list]]) -> tuple[dict[str, dict[str, list]], str]:
+    """--dedupe: each text once, kept in test if it is there, else validation, else train (its first copy)."""
+    order = [name for name in ("test", "validation", "train") if name in checked]
+    kept, note = first_copies({name: checked[name]["text"] for name in order})
+    deduplicated = {
+        name: {column: [values[index] for index in kept[name]] for column, values in part.items()}
+        for name, part in checked.items()
+    }
+    return deduplicated, note
 
 
 def parse_class_names(flag: str | None) -> list[str] | None:
@@ -308,6 +336,7 @@ def load_classification_data(data_args: DataArguments, training_args: TrainingAr
         balance=data_args.balance,
         split=data_args.split,
         seed=training_args.seed,
+        dedupe=data_args.dedupe,
     )
     data.notes.insert(0, source.origin)
     return data

@@ -3,6 +3,7 @@ offline, unlike `evaluate.load`), class probabilities per split, and the run fol
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,12 @@ from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_f
 from transformers import Trainer
 
 from .classification_data import ClassificationData
+from .leakage import leakage_markdown
 from .reports import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from .splits import SPLIT_PREFIX, SPLITS
 
 REPORT_EXAMPLES = 8
+TEST_PREDICTIONS = "test_predictions.jsonl"  # one line per test text: what `hf_finetune.compare` lines up
 CLASSIFIER_LIMITS = [
     "Trained on one small data set; texts unlike it (other languages, domains, eras) get unreliable labels.",
     "The reported figures come from one seeded split; expect a few points of variation with another.",
@@ -102,7 +105,8 @@ def write_classification_results(
     title: str,
     extra_sections: tuple[str, ...] = (),
 ) -> None:
-    """config.yaml, loss/accuracy plots, report.md, and all_results.json (last: it marks the run finished)."""
+    """config.yaml, loss/accuracy plots, report.md, test_predictions.jsonl, and all_results.json (last: it
+    marks the run finished)."""
     examples_per_epoch = len(data.splits["train"])
     history = history_from_log(log_history, examples_per_epoch)
     folder.mkdir(parents=True, exist_ok=True)
@@ -140,6 +144,7 @@ def write_classification_results(
             f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
             f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),
             *extra_sections,
+            *([leakage_markdown(results["leakage"])] if "leakage" in results else []),
             "## Curves\n\n![loss](loss.png)\n\n![accuracy](accuracy.png)",
             "## Test confusion matrix (rows: true, columns: predicted)\n\n"
             + markdown_table(
@@ -151,5 +156,14 @@ def write_classification_results(
         ]
     )
     atomic_write_text(folder / "report.md", report + "\n")
+    atomic_write_text(
+        folder / TEST_PREDICTIONS,
+        "".join(
+            json.dumps({"text": row["text"], "label": data.label_names[row["label"]],
+                        "predicted": data.label_names[int(scores.argmax())], "probability": float(scores.max())})
+            + "\n"
+            for row, scores in zip(test, test_probabilities)
+        ),
+    )
     # Written last: its presence marks the run as finished.
     atomic_write_json(folder / "all_results.json", {**results, "label_names": data.label_names, "history": history})

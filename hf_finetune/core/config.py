@@ -31,6 +31,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
+from .calibration import CalibrationArguments
 from .classification_data import DataArguments
 from .errors import UserError
 from .lora import LoraArguments
@@ -255,7 +256,8 @@ class ToolParser(argparse.ArgumentParser):
 # Help sections, in the order --help shows them after the command's own flags.
 SECTIONS = ("data", "model", "training", "LoRA", "hub", "logging")
 MORE_TRAINING_FLAGS = "more training flags (TrainingArguments)"
-COMMON_ARGUMENTS = {DataArguments: "data", ModelArguments: "model", RunArguments: "training", LoraArguments: "LoRA"}
+COMMON_ARGUMENTS = {DataArguments: "data", ModelArguments: "model", RunArguments: "training", LoraArguments: "LoRA",
+                    CalibrationArguments: "training"}  # fmt: skip
 
 # The TrainingArguments flags --help shows, each with a short help of ours; --help-all shows every one.
 TRAINING_FLAGS = {

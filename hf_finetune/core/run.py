@@ -25,6 +25,7 @@ from .config import ModelArguments, RunArguments, config_snapshot
 from .errors import UserError
 from .frozen_cache import check_cache_arguments, plan_frozen_cache
 from .hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported
+from .leakage import check_leakage
 from .lora import LoraArguments, apply_lora, describe_lora
 from .modeling import (
     TrainablePolicy,
@@ -39,6 +40,7 @@ from .precision import describe_precision
 from .preflight import guard_output_dir, prepare_training_args
 from .run_lock import run_lock
 from .saving import save_trained_model
+from .seeds import run_seeds
 from .training import resolve_resume, train_reliably
 
 
@@ -142,8 +144,6 @@ class Method:
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
     if method.run_args.seeds:
-        from .seeds import run_seeds
-
         return run_seeds(method, run_one)
     return run_one(method)
 
@@ -167,7 +167,8 @@ def run_locked(method: Method) -> dict:
 
     with training_args.main_process_first(desc="loading data"):
         method.load_data()
-    leakage = check_leakage(method.split_texts(), method.split_labels())
+    texts = method.split_texts()
+    leakage = check_leakage(texts, method.split_labels()) if texts is not None else None
     tokenizer = method.load_tokenizer()
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
     with training_args.main_process_first(desc="tokenizing"):
@@ -238,15 +239,6 @@ def frozen_layers_cached(cache, trainer: Trainer):
     # Forward calls served from the cache, and those that ran the whole model (a sequence the
     # method did not list): the second should be 0.
     figures.update(frozen_cache_served_calls=cache.served, frozen_cache_missed_calls=cache.missed)
-
-
-def check_leakage(split_texts: dict[str, list[str]] | None, labels: dict[str, list[str]] | None = None):
-    """The leakage report (duplicate texts within and across splits), or None for data without texts."""
-    if split_texts is None:
-        return None
-    from .leakage import check_leakage as check
-
-    return check(split_texts, labels)
 
 
 def summary_lines(method: Method, results: dict) -> dict[str, object]:

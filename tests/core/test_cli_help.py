@@ -12,7 +12,7 @@ from dataclasses import fields
 import pytest
 from transformers import TrainingArguments
 
-from hf_finetune import chat_answer, classify, cli, generate, predict, sft, tiny
+from hf_finetune import chat_answer, classify, cli, compare, generate, predict, sft, tiny
 from hf_finetune.core.config import parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.head.train import ARGUMENTS as HEAD_ARGUMENTS
@@ -32,6 +32,7 @@ ENTRY_POINTS = {
     "python -m hf_finetune.generate": generate.main,
     "python -m hf_finetune.chat_answer": chat_answer.main,
     "python -m hf_finetune.tiny": tiny.main,
+    "python -m hf_finetune.compare": compare.main,
     **{f"hf-finetune {name}": (lambda argv, name=name: cli.main([name, *argv])) for name in cli.COMMANDS},
 }
 # The entry point each `hf-finetune` command runs.
@@ -44,6 +45,7 @@ SAME_AS = {
     "generate": "python -m hf_finetune.generate",
     "chat-answer": "python -m hf_finetune.chat_answer",
     "tiny": "python -m hf_finetune.tiny",
+    "compare": "python -m hf_finetune.compare",
 }
 # Training commands: the title of their own section (None: no flags of their own) and their recipe defaults.
 TRAINING = {

@@ -31,6 +31,10 @@ class ChatArguments:
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column of text-form conversations."})
+    dedupe: bool = field(
+        default=False,
+        metadata={"help": "Drop exact and near duplicate conversations (and held-out copies)."},
+    )
     human_tag: str = field(default="\n\n### Human:", metadata={"help": "Tag in front of each human turn."})
     assistant_tag: str = field(default="\n\n### Assistant:", metadata={"help": "Tag in front of each assistant turn."})
     special_tokens: bool = field(
@@ -47,7 +51,7 @@ class ChatArguments:
     max_length: int | None = field(
         default=None,
         metadata={"help": "Truncate conversations to this many tokens, keeping their start (default and most: the "
-                  "model's limit); one left without an answer token is dropped."},
+                  "model's limit); unanswered ones are dropped."},
     )
     target_logits_only: bool = field(
         default=True,

@@ -194,3 +194,9 @@ def load_conversations(
 def render_text(conversation: Conversation, form: ChatForm) -> str:
     """The conversation in text form, without special tokens (for reports and datasets)."""
     return "".join(form.tag(turn.role) + (f" {turn.content}" if turn.content else "") for turn in conversation)
+
+
+def conversation_text(conversation: Conversation) -> str:
+    """The turns' contents, a line each, without tags: what the leakage check and --dedupe compare
+    (tags shared by every conversation would make them all look alike)."""
+    return "\n".join(turn.content for turn in conversation)

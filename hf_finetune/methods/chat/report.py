@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from hf_finetune.core.leakage import leakage_markdown
 from hf_finetune.core.reports import atomic_write_json, atomic_write_text, markdown_table, plot_curves
 
 COMPARISON_REPORT = "comparison.md"
@@ -124,6 +125,8 @@ def write_chat_results(
             notes,
             "## Answers\n\n" + answers_by_question(rows),
             "## Loss\n\n![loss](loss.png)" + ("\n\n" + overlaps.strip() if overlaps else ""),
+            # The same data for every method: one section.
+            *([leakage_markdown(rows[0]["leakage"])] if "leakage" in rows[0] else []),
         ]
     )
     atomic_write_text(folder / COMPARISON_REPORT, report + "\n")

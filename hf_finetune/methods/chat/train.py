@@ -23,6 +23,7 @@ from transformers import Trainer, TrainingArguments
 from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.leakage import first_copies
 from hf_finetune.core.lora import LoraArguments
 from hf_finetune.core.modeling import count_parameters, describe_model_source, fitted_max_length
 from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
@@ -33,7 +34,7 @@ from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
 from .answers import AnswerTracker, answer_questions, training_questions
 from .arguments import ChatArguments, sft_config_from
 from .card import LOSS_METHOD_DESCRIPTIONS, chat_card
-from .conversations import ASSISTANT, Conversation, load_conversations
+from .conversations import ASSISTANT, USER, Conversation, Turn, conversation_text, load_conversations
 from .encoding import (
     COMPLETION_ONLY,
     LOSS_METHODS,
@@ -71,6 +72,20 @@ class ChatMethod(Method):
             self.conversations, self.origin = self.demo, "the recipe's demo conversations"
         else:
             raise UserError("--dataset: no dataset given and this entry point has no demo set.")
+        self.dedupe_note = ""
+        if self.chat_args.dedupe:
+            texts = self.split_texts()
+            kept, self.dedupe_note = first_copies({name: texts[name] for name in reversed(texts)}, what="conversations")
+            self.conversations = [self.conversations[index] for index in kept["train"]]
+
+    def split_texts(self) -> dict[str, list[str]]:
+        """The training conversations, and the held-out exchange (when there is one) compared with them."""
+        texts = {"train": [conversation_text(turns) for turns in self.conversations]}
+        question, answer = self.chat_args.heldout_question, self.chat_args.heldout_answer
+        if question:
+            heldout = [Turn(USER, question.strip())] + ([Turn(ASSISTANT, answer.strip())] if answer else [])
+            texts["held-out"] = [conversation_text(heldout)]
+        return texts
 
     def encode(self, tokenizer, model) -> None:
         tokenizer.chat_template = chat_template(self.form)  # saved with the model: prompts as trained
@@ -93,7 +108,8 @@ class ChatMethod(Method):
     def plan(self) -> dict[str, object]:
         answers = sum(turn.role == ASSISTANT for turns in self.conversations for turn in turns)
         return {
-            "data": f"{self.origin}: {len(self.conversations)} conversations, {answers} answers",
+            "data": f"{self.origin}: {len(self.conversations)} conversations, {answers} answers"
+            + (f"; {self.dedupe_note}" if self.dedupe_note else ""),
             "format": f"{self.form.human_tag.strip()!r} / {self.form.assistant_tag.strip()!r}"
             + (", bos after each assistant tag" if self.form.bos_after_assistant_tag else "")
             + ", eos closes each answer",
@@ -202,6 +218,9 @@ def main(argv: list[str] | None = None, defaults: dict | None = None, demo: list
     if len(names) > 1:
         if training_args.push_to_hub:
             raise UserError("--push_to_hub publishes one model, and --compare trains three; push a single --method.")
+        if run_args.seeds:
+            raise UserError("--seeds with --compare: train each --method with --seeds into its own folder, then "
+                            "compare the folders with hf-finetune compare.")
         return compare(model_args, chat_args, run_args, training_args, lora_args, demo)
     return [run(ChatMethod(model_args, chat_args, run_args, training_args, lora_args, names[0], demo))]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from hf_finetune.core.calibration import with_probability_limit
 from hf_finetune.core.classification_data import ClassificationData
 from hf_finetune.core.classification_report import CLASSIFIER_LIMITS, classification_data_lines, split_table
 from hf_finetune.core.hub import is_adapter, model_card, training_summary
@@ -38,7 +39,7 @@ def head_card(base_model: str, data: ClassificationData, results: dict, what_tra
             f"Classifying short texts into {', '.join(data.label_names)}, like those of its training data, "
             "and as a worked example of fine-tuning a causal LM for classification."
         ),
-        limits=CLASSIFIER_LIMITS,
+        limits=with_probability_limit(CLASSIFIER_LIMITS, results),
         pipeline_tag="text-classification",
         usage=usage,
         tags=["text-classification", *(["lora", "peft"] if is_adapter(args) else [])],

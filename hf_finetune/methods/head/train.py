@@ -14,6 +14,13 @@ from pathlib import Path
 
 from transformers import DataCollatorWithPadding, TrainingArguments
 
+from hf_finetune.core.calibration import (
+    Calibration,
+    CalibrationArguments,
+    calibration_headline,
+    fold_temperature,
+    require_foldable_head,
+)
 from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.classification_data import DataArguments, load_classification_data
 from hf_finetune.core.classification_report import (
@@ -33,22 +40,33 @@ from hf_finetune.core.trainers import OrderedEvalTrainer, train_and_eval_dataset
 from .card import head_card
 from .encoding import encode_for_head
 
-ARGUMENTS = (ModelArguments, DataArguments, RunArguments, TrainingArguments, LoraArguments)
+ARGUMENTS = (ModelArguments, DataArguments, CalibrationArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 class HeadMethod(Method):
     description = "head (class read at the last real token)"
 
-    def __init__(self, model_args, data_args: DataArguments, run_args, training_args, lora_args=None):
-        super().__init__(model_args, run_args, training_args, lora_args, options=(data_args,))
-        self.data_args = data_args
+    def __init__(self, model_args, data_args: DataArguments, run_args, training_args, lora_args=None,
+                 calibration_args: CalibrationArguments | None = None):  # fmt: skip
+        calibration_args = calibration_args or CalibrationArguments()
+        super().__init__(model_args, run_args, training_args, lora_args, options=(data_args, calibration_args))
+        self.data_args, self.calibration_args = data_args, calibration_args
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
 
     def load_model(self, tokenizer):
         model_args = self.model_args
-        return load_classifier(model_args.model_name_or_path, self.data.label_names, tokenizer, model_args.trust_remote_code)
+        model = load_classifier(model_args.model_name_or_path, self.data.label_names, tokenizer, model_args.trust_remote_code)
+        if self.calibration_args.calibrate:
+            require_foldable_head(model, model_args.model_name_or_path)
+        return model
+
+    def split_texts(self) -> dict[str, list[str]]:
+        return self.data.split_texts()
+
+    def split_labels(self) -> dict[str, list[str]]:
+        return self.data.split_labels()
 
     def encode(self, tokenizer, model) -> None:
         self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
@@ -82,24 +100,32 @@ class HeadMethod(Method):
         )
 
     def evaluate(self, trainer, train_result, results: dict) -> dict:
-        metrics, self.probabilities, _ = evaluate_splits(trainer, self.encoded, self.data.label_names)
-        return {**results, **metrics}
+        metrics, _, outputs = evaluate_splits(trainer, self.encoded, self.data.label_names)
+        self.calibration = Calibration.of_outputs(outputs, lambda logits: logits, self.calibration_args.calibrate)
+        if self.calibration.temperature:  # before the save: the saved head gives logits / T
+            fold_temperature(trainer.model, self.calibration.temperature)
+        return {**results, **metrics, **self.calibration.results()}
 
     def write_results(self, trainer, results: dict, config: dict) -> None:
+        folder = Path(self.training_args.output_dir)
+        calibration = self.calibration.write_section(folder, results, used_by="predict and pipeline() give")
         title = f"{self.model_args.model_name_or_path} on {self.data_args.dataset}, head method"
-        write_classification_results(Path(self.training_args.output_dir), results, trainer.state.log_history, self.data,
-                                     self.probabilities["test"], config, title)  # fmt: skip
+        write_classification_results(folder, results, trainer.state.log_history, self.data,
+                                     self.calibration.probabilities("test"), config, title,
+                                     extra_sections=(calibration,))  # fmt: skip
 
     def headline(self, results: dict) -> dict[str, str]:
-        return classifier_headline(results, self.data.label_names)
+        return {**classifier_headline(results, self.data.label_names), **calibration_headline(results)}
 
     def card(self, trainer, results: dict) -> str:
         return head_card(self.model_args.model_name_or_path, self.data, results, results["trainable"], trainer.args)
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, run_args, training_args, lora_args = parse_arguments(ARGUMENTS, argv, defaults, __doc__)
-    return run(HeadMethod(model_args, data_args, run_args, training_args, lora_args))
+    model_args, data_args, calibration_args, run_args, training_args, lora_args = parse_arguments(
+        ARGUMENTS, argv, defaults, __doc__
+    )
+    return run(HeadMethod(model_args, data_args, run_args, training_args, lora_args, calibration_args))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class InstructionArguments:
         default="0.85,0.05,0.10",
         metadata={"help": "train,validation,test fractions of one-split data (in file order)."},
     )
+    dedupe: bool = field(
+        default=False,
+        metadata={"help": "Drop exact and near duplicate entries before splitting."},
+    )
     max_length: int = field(
         default=1024,
         metadata={"help": "Longest example in tokens (the prompt is cut, not the response)."},

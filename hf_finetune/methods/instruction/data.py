@@ -9,6 +9,7 @@ from pathlib import Path
 import datasets
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.leakage import first_copies
 from hf_finetune.core.sources import SourceData, json_type, load_source
 from hf_finetune.core.splits import SPLITS, file_order_split, parse_fractions
 
@@ -22,6 +23,16 @@ class InstructionData:
 
     def sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in SPLITS}
+
+    def split_texts(self) -> dict[str, list[str]]:
+        """Each split's entries as text, for the leakage check."""
+        return {name: entry_texts(self.splits[name]) for name in SPLITS}
+
+
+def entry_texts(split: datasets.Dataset) -> list[str]:
+    """Each entry's instruction, input (when there is one) and output, a line each: the entry without
+    the Alpaca prompt's fixed words, which would make every entry look alike."""
+    return ["\n".join(part for part in parts if part) for parts in zip(split["instruction"], split["input"], split["output"])]
 
 
 @dataclass(frozen=True)
@@ -37,13 +48,16 @@ class Columns:
         return f"--{field_name}_column"
 
 
-def prepare_instructions(source: SourceData, split: str = "0.85,0.05,0.10", columns: Columns = Columns()) -> InstructionData:
+def prepare_instructions(
+    source: SourceData, split: str = "0.85,0.05,0.10", columns: Columns = Columns(), dedupe: bool = False
+) -> InstructionData:
     """Check every entry and make train/validation/test.
 
     Data that comes as one split is cut in file order, without shuffling, as the book does:
     train first, then test, then validation (1100 entries -> 935 / 110 / 55 with 0.85,0.05,0.10).
     Splits the data already has are kept; a missing validation or test split is cut from the
-    end of train the same way.
+    end of train the same way. `dedupe` first drops exact and near duplicate entries (a test or
+    validation entry stays, its copies leave train).
     """
     fractions = dict(zip(SPLITS, parse_fractions(split)))
     if "train" not in source.splits:
@@ -60,6 +74,11 @@ def prepare_instructions(source: SourceData, split: str = "0.85,0.05,0.10", colu
     if note:
         notes.append(note)
     checked = {name: _checked_split(source, name, columns) for name in SPLITS if name in source.splits}
+    if dedupe:
+        order = [name for name in ("test", "validation", "train") if name in checked]
+        kept, note = first_copies({name: entry_texts(checked[name]) for name in order}, what="entries")
+        checked = {name: part.select(kept[name]) for name, part in checked.items()}
+        notes.append(note)
     missing = [name for name in ("test", "validation") if name not in checked]
     if missing:
         checked = file_order_split(checked, fractions, missing)
@@ -77,10 +96,10 @@ def prepare_instructions(source: SourceData, split: str = "0.85,0.05,0.10", colu
 
 
 def load_instruction_data(
-    dataset: str, url: str | None, cache_dir: str | None, split: str, columns: Columns = Columns()
+    dataset: str, url: str | None, cache_dir: str | None, split: str, columns: Columns = Columns(), dedupe: bool = False
 ) -> InstructionData:
     source = load_source(dataset, url=url, cache_dir=cache_dir)
-    data = prepare_instructions(source, split, columns)
+    data = prepare_instructions(source, split, columns, dedupe)
     data.notes.insert(0, source.origin)
     return data
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from hf_finetune.core.leakage import leakage_markdown
 from hf_finetune.core.reports import atomic_write_json, atomic_write_text, markdown_table, plot_curves
 
 from .arguments import InstructionArguments
@@ -122,6 +123,7 @@ def write_instruction_results(
             f"Training took {results['train_runtime_seconds']:.1f} s for {results['train_tokens_per_epoch']:,} "
             f"tokens per epoch. Test generation took {results['test_generation_seconds']:.1f} s.",
             "\n".join(score_lines),
+            *([leakage_markdown(results["leakage"])] if "leakage" in results else []),
             "## Loss\n\n![loss](loss.png)",
             "## The fixed validation example during training\n\n"
             f"```text\n{validation_samples[0]['prompt'] if validation_samples else ''}\n```\n\n{samples}",

@@ -56,7 +56,12 @@ class InstructionMethod(Method):
 
     def load_data(self) -> None:
         args = self.data_args
-        self.data = load_instruction_data(args.dataset, args.dataset_url, args.cache_dir, args.split, args.columns())
+        self.data = load_instruction_data(
+            args.dataset, args.dataset_url, args.cache_dir, args.split, args.columns(), args.dedupe
+        )
+
+    def split_texts(self) -> dict[str, list[str]]:
+        return self.data.split_texts()
 
     def encode(self, tokenizer, model) -> None:
         args = self.data_args

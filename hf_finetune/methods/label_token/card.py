@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from hf_finetune.core.calibration import with_probability_limit
 from hf_finetune.core.classification_data import ClassificationData
 from hf_finetune.core.classification_report import CLASSIFIER_LIMITS, classification_data_lines, split_table
 from hf_finetune.core.hub import is_adapter, model_card, training_summary
@@ -48,7 +49,8 @@ def label_token_card(
             f"Classifying short texts into {', '.join(data.label_names)} by comparing the label words' scores, "
             "and as a worked example of the label-token method."
         ),
-        limits=[*CLASSIFIER_LIMITS, "Free generation may write other words: compare the label words' scores."],
+        limits=[*with_probability_limit(CLASSIFIER_LIMITS, results),
+                "Free generation may write other words: compare the label words' scores."],
         pipeline_tag="text-generation",
         usage=usage,
         tags=["text-classification", "label-token", *(["lora", "peft"] if is_adapter(args) else [])],

@@ -1,5 +1,6 @@
 """Classify new texts with a label-token run: the label word with the highest score wins, and
-its probability is the softmax over the label words' scores (the rest of the vocabulary aside)."""
+its probability is the softmax over the label words' scores (the rest of the vocabulary aside),
+divided by the run's temperature (--calibrate; 1 otherwise)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .scoring import label_word_scores
 from .words import LabelWords, text_budget
 
 LABEL_TOKEN_FILE = "label_token.json"
+TEMPERATURE_KEY = "temperature"  # in LABEL_TOKEN_FILE; runs from before --calibrate have none
 BATCH_SIZE = 32
 
 
@@ -23,6 +25,7 @@ def label_token_predictor(run_dir: Path) -> Callable[[list[str]], list[tuple[str
     saved = json.loads((run_dir / LABEL_TOKEN_FILE).read_text(encoding="utf-8"))
     label_words = LabelWords.from_dict(saved)
     budget = text_budget(saved["max_length"], label_words)
+    temperature = saved.get(TEMPERATURE_KEY, 1.0)
     tokenizer = load_tokenizer(str(run_dir))
     model = load_causal_lm_run(run_dir).eval()  # a full model or a LoRA adapter run
 
@@ -38,7 +41,7 @@ def label_token_predictor(run_dir: Path) -> Callable[[list[str]], list[tuple[str
             input_ids = torch.tensor([prefix + [tokenizer.pad_token_id] * (width - len(prefix)) for prefix in prefixes])
             lengths = torch.tensor([len(prefix) for prefix in prefixes])
             scores, _ = label_word_scores(model, input_ids, lengths, label_words, tokenizer.pad_token_id)
-            best = scores.softmax(-1).max(-1)
+            best = (scores / temperature).softmax(-1).max(-1)
             answers += [(label_words.words[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
         return answers
 

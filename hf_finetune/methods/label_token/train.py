@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hf_finetune.core.calibration import Calibration, CalibrationArguments, calibration_headline
 from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.classification_data import DataArguments, load_classification_data
 from hf_finetune.core.classification_report import classifier_headline, evaluate_splits, write_classification_results
@@ -26,7 +27,7 @@ from hf_finetune.core.trainers import train_and_eval_datasets
 
 from .card import label_token_card
 from .encoding import encode_label_token
-from .predict import LABEL_TOKEN_FILE
+from .predict import LABEL_TOKEN_FILE, TEMPERATURE_KEY
 from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
 from .words import resolve_label_words, text_budget
 
@@ -60,12 +61,20 @@ class LabelTokenMethod(Method):
     description = "label-token (text + separator + label word; loss and LM head on the label word only)"
 
     def __init__(self, model_args, data_args: DataArguments, method_args: LabelTokenArguments, run_args,
-                 training_args, lora_args=None):  # fmt: skip
-        super().__init__(model_args, run_args, training_args, lora_args, options=(data_args, method_args))
-        self.data_args, self.method_args = data_args, method_args
+                 training_args, lora_args=None, calibration_args: CalibrationArguments | None = None):  # fmt: skip
+        calibration_args = calibration_args or CalibrationArguments()
+        super().__init__(model_args, run_args, training_args, lora_args,
+                         options=(data_args, method_args, calibration_args))  # fmt: skip
+        self.data_args, self.method_args, self.calibration_args = data_args, method_args, calibration_args
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
+
+    def split_texts(self) -> dict[str, list[str]]:
+        return self.data.split_texts()
+
+    def split_labels(self) -> dict[str, list[str]]:
+        return self.data.split_labels()
 
     def load_model(self, tokenizer):
         # Checked before the model loads: the words must tokenize apart and not merge with the separator.
@@ -110,10 +119,12 @@ class LabelTokenMethod(Method):
         )
 
     def evaluate(self, trainer, train_result, results: dict) -> dict:
-        metrics, self.probabilities, outputs = evaluate_splits(
-            trainer, self.encoded, self.data.label_names, class_scores=lambda predictions: predictions[0]
-        )
-        results = {**results, **metrics}
+        def class_scores(predictions):
+            return predictions[0]
+
+        metrics, _, outputs = evaluate_splits(trainer, self.encoded, self.data.label_names, class_scores)
+        self.calibration = Calibration.of_outputs(outputs, class_scores, self.calibration_args.calibrate)
+        results = {**results, **metrics, **self.calibration.results()}
         for split, output in outputs.items():
             prefix = SPLIT_PREFIX[split]
             results[f"{prefix}_format_adherence"] = format_adherence(output.predictions[1], self.label_words)
@@ -126,8 +137,9 @@ class LabelTokenMethod(Method):
         folder = Path(self.training_args.output_dir)
         atomic_write_json(
             folder / LABEL_TOKEN_FILE,
-            {**self.label_words.to_dict(), "label_names": self.data.label_names, "max_length": self.max_length},
-        )
+            {**self.label_words.to_dict(), "label_names": self.data.label_names, "max_length": self.max_length,
+             TEMPERATURE_KEY: self.calibration.temperature or 1.0},  # predict divides the scores by it
+        )  # fmt: skip
         adherence = (
             "## Format adherence\n\nHow often the unconstrained next token after the separator is (the first "
             "token of) a label word; accuracy compares the label words' scores only.\n\n"
@@ -138,12 +150,15 @@ class LabelTokenMethod(Method):
         )
         title = (f"{self.model_args.model_name_or_path} on {self.data_args.dataset}, label-token method "
                  f"(label words: {', '.join(self.label_words.words)})")  # fmt: skip
-        write_classification_results(folder, results, trainer.state.log_history, self.data, self.probabilities["test"],
-                                     config, title, extra_sections=(adherence,))  # fmt: skip
+        calibration = self.calibration.write_section(folder, results)
+        write_classification_results(folder, results, trainer.state.log_history, self.data,
+                                     self.calibration.probabilities("test"), config, title,
+                                     extra_sections=(adherence, calibration))  # fmt: skip
 
     def headline(self, results: dict) -> dict[str, str]:
         return {**classifier_headline(results, self.data.label_names),
-                "test format adherence": f"{results['test_format_adherence']:.4f}"}  # fmt: skip
+                "test format adherence": f"{results['test_format_adherence']:.4f}",
+                **calibration_headline(results)}  # fmt: skip
 
     def card(self, trainer, results: dict) -> str:
         return label_token_card(

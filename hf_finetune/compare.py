@@ -1,0 +1,346 @@
+"""Compare finished runs, of any method:
+
+    python -m hf_finetune.compare outputs/lr-low outputs/lr-high
+    python -m hf_finetune.compare outputs/head outputs/label-token --output outputs/head-vs-label-token
+
+Each RUN_DIR is the --output_dir of a finished run (all_results.json) or of a --seeds run
+(summary.json). Prints the flags that differ (from each config.yaml) and the final metrics (mean ±
+std over a --seeds run's seeds), marks a difference smaller than the runs' seed spread, and for
+classifiers counts the test texts the runs label differently. --output DIR also writes compare.md,
+compare.json and the runs' curves overlaid (loss.png/.pdf, accuracy.png/.pdf). Runs of different
+datasets or label sets are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .core.classification_report import TEST_PREDICTIONS
+from .core.config import ToolParser, check_writable_folder
+from .core.errors import UserError, run_cli
+from .core.reports import FINISHED_MARKER, atomic_write_json, atomic_write_text, markdown_table, plot_curves
+from .core.saved_runs import require_saved_run
+from .core.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, read_json, read_results, run_history
+
+SHOWN_EXAMPLES = 20  # test texts labelled differently, listed in compare.md and on screen
+
+
+@dataclass
+class ComparedRun:
+    folder: Path
+    name: str
+    config: dict
+    metrics: dict[str, dict]  # name -> mean, std (None: no seed spread), n (runs it is over)
+    seeds: list[int] | None  # a --seeds run's seeds
+    run_folders: list[Path]  # the run folders behind it: itself, or one per seed
+    results: list[dict]  # their all_results.json
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.results[0].get("label_names")
+
+    def describe(self) -> str:
+        if self.seeds is None:
+            return "one run"
+        return f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / CONFIG
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{folder} has no {CONFIG} (the run's flags), so it cannot be compared; train it again.") from None
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise UserError(f"{path} cannot be read ({error.__class__.__name__}); train that run again.") from None
+    return config if isinstance(config, dict) else {}
+
+
+def unfinished(folder: Path) -> UserError:
+    """Why `folder` is no finished run, in one sentence."""
+    if not folder.exists():
+        return UserError(f"{folder} does not exist; pass the --output_dir of a finished run or of a --seeds run.")
+    if not folder.is_dir():
+        return UserError(f"{folder} is a file; pass the --output_dir folder of a finished run or of a --seeds run.")
+    if any(path.is_dir() for path in folder.glob("seed-*")):
+        return UserError(f"{folder} is a --seeds run that has not finished (no {SUMMARY}); run its command again, "
+                         f"which keeps the seeds that finished.")  # fmt: skip
+    require_saved_run(folder)  # raises the sentence for checkpoints only, an unfinished save, no run at all
+    return UserError(f"{folder} holds a saved model but no {FINISHED_MARKER}: its run did not finish writing its "
+                     f"results (or it is one method of a chat --compare run); train it again.")  # fmt: skip
+
+
+def load_run(folder: Path, name: str) -> ComparedRun:
+    if (folder / SUMMARY).is_file():
+        summary = read_json(folder / SUMMARY)
+        run_folders = [folder / run["folder"] for run in summary["runs"]]
+        for run_folder in run_folders:
+            if not (run_folder / FINISHED_MARKER).is_file():
+                raise UserError(f"{run_folder} has no {FINISHED_MARKER}, though {folder / SUMMARY} lists it; run the "
+                                f"--seeds command again to finish it.")  # fmt: skip
+        count = len(summary["seeds"])
+        metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
+                   for key, figures in summary["metrics"].items()}  # fmt: skip
+        config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
+        return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders,
+                           [read_results(run_folder) for run_folder in run_folders])  # fmt: skip
+    if not (folder / FINISHED_MARKER).is_file():
+        raise unfinished(folder)
+    results = read_results(folder)
+    rows = results.get("methods")
+    if isinstance(rows, list) and len(rows) > 1:
+        raise UserError(f"{folder} holds {len(rows)} chat loss methods (--compare), compared in its comparison.md; "
+                        f"pass runs of one method.")  # fmt: skip
+    metrics = {key: {"mean": value, "std": None, "n": 1} for key, value in final_metrics(results).items()}
+    return ComparedRun(folder, name, read_config(folder), metrics, None, [folder], [results])
+
+
+def run_names(folders: list[Path]) -> list[str]:
+    """Each run's folder name, or the path as given where two share a name."""
+    names = [folder.name or str(folder) for folder in folders]
+    return [name if names.count(name) == 1 else str(folder) for name, folder in zip(names, folders)]
+
+
+def check_comparable(runs: list[ComparedRun]) -> None:
+    first = runs[0]
+    for run in runs[1:]:
+        ours, theirs = first.config.get("dataset"), run.config.get("dataset")
+        if ours != theirs:
+            raise UserError(f"{first.folder} trained on {ours or 'its built-in data'} and {run.folder} on "
+                            f"{theirs or 'its built-in data'}: runs of different datasets cannot be compared.")  # fmt: skip
+        if first.label_names != run.label_names:
+            raise UserError(f"{first.folder} has {label_set(first.label_names)} and {run.folder} "
+                            f"{label_set(run.label_names)}: runs of different label sets cannot be compared.")  # fmt: skip
+
+
+def label_set(names: list[str] | None) -> str:
+    return f"the labels {', '.join(names)}" if names else "no labels"
+
+
+def differing_flags(runs: list[ComparedRun]) -> dict[str, list]:
+    """Flag -> each run's value (None: not set, the default), for the flags whose values differ."""
+    keys = dict.fromkeys(key for run in runs for key in run.config)
+    values = {key: [run.config.get(key) for run in runs] for key in keys}
+    return {key: row for key, row in values.items() if any(value != row[0] for value in row)}
+
+
+def shared_metrics(runs: list[ComparedRun]) -> dict[str, list[dict]]:
+    return {key: [run.metrics[key] for run in runs] for key in runs[0].metrics if all(key in run.metrics for run in runs)}
+
+
+def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tuple[str, str, float, float]]:
+    """Pairs of runs whose means differ by less than the larger seed standard deviation of the two
+    (runs without seeds have none): (name, name, difference, spread)."""
+    pairs = []
+    for i, first in enumerate(figures):
+        for j in range(i + 1, len(figures)):
+            second = figures[j]
+            spreads = [figure["std"] for figure in (first, second) if figure["std"] is not None]
+            difference = abs(first["mean"] - second["mean"])
+            if spreads and difference < max(spreads):
+                pairs.append((runs[i].name, runs[j].name, difference, max(spreads)))
+    return pairs
+
+
+def cell(figure: dict) -> str:
+    mean = f"{figure['mean']:.4f}" if isinstance(figure["mean"], float) else str(figure["mean"])
+    return mean if figure["std"] is None else f"{mean} ± {figure['std']:.4f}"
+
+
+def predictions(run: ComparedRun) -> dict[tuple[str, str], Counter]:
+    """(text, true label) -> how often each label was predicted for it, once per run folder that scored
+    it (a seed's split draws its own test texts)."""
+    votes: dict[tuple[str, str], Counter] = {}
+    for folder in run.run_folders:
+        seen = set()
+        path = folder / TEST_PREDICTIONS
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                row = json.loads(line)
+                key, guess = (row["text"], row["label"]), row["predicted"]
+            except (ValueError, KeyError, TypeError):
+                raise UserError(f"{path}, line {number}: not a test prediction (text, label, predicted); train that "
+                                f"run again.") from None  # fmt: skip
+            if key not in seen:  # a text repeated in the test split counts once per run
+                seen.add(key)
+                votes.setdefault(key, Counter())[guess] += 1
+    return votes
+
+
+def majority(votes: Counter) -> str:
+    """The label most of the run's seeds predicted ('a or b' when they are tied)."""
+    ranked = votes.most_common()
+    tied = sorted(label for label, count in ranked if count == ranked[0][1])
+    return " or ".join(tied)
+
+
+def flipped_examples(runs: list[ComparedRun]) -> dict | None:
+    """The test texts every run scored, and those the runs label differently (None: not classifiers)."""
+    if runs[0].label_names is None:
+        return None
+    files = [folder / TEST_PREDICTIONS for run in runs for folder in run.run_folders]
+    missing = next((path for path in files if not path.is_file()), None)
+    if missing is not None:
+        return {"missing": str(missing)}
+    votes = [predictions(run) for run in runs]
+    shared = [key for key in votes[0] if all(key in vote for vote in votes[1:])]
+    examples = []
+    for text, label in shared:
+        predicted = {run.name: majority(vote[(text, label)]) for run, vote in zip(runs, votes)}
+        if len(set(predicted.values())) > 1:
+            examples.append({"text": text, "label": label, "predicted": predicted})
+    right = {run.name: sum(example["predicted"][run.name] == example["label"] for example in examples) for run in runs}
+    return {"shared": len(shared), "examples": examples, "right": right}
+
+
+def flipped_section(flipped: dict, runs: list[ComparedRun]) -> str:
+    if "missing" in flipped:
+        return (f"{flipped['missing']} does not exist (runs trained before it was written), so the test texts "
+                "the runs label differently cannot be listed.")
+    examples = flipped["examples"]
+    right = ", ".join(f"{name} right on {count}" for name, count in flipped["right"].items())
+    lines = [f"Of the {flipped['shared']} test texts every run scored, {len(examples)} "
+             f"{'is' if len(examples) == 1 else 'are'} labelled differently" + (f" ({right})." if examples else ".")]
+    if any(run.seeds for run in runs):
+        lines.append("A --seeds run's label is the one most of its seeds gave (each seed's split draws its own test "
+                     "texts: only texts every run scored are compared).")
+    if examples:
+        shown = examples[:SHOWN_EXAMPLES]
+        lines.append(markdown_table(["text", "true", *(run.name for run in runs)],
+                                    [[example["text"][:120], example["label"], *example["predicted"].values()]
+                                     for example in shown]))  # fmt: skip
+        if len(examples) > len(shown):
+            lines.append(f"The other {len(examples) - len(shown)} are in compare.json (with --output).")
+    return "\n\n".join(lines)
+
+
+def mean_history(histories: list[list[dict]]) -> list[dict]:
+    """Each logged figure averaged over a --seeds run's seeds, at the steps every seed logged."""
+    if len(histories) == 1:
+        return histories[0]
+    by_step = [{point["step"]: point for point in history if "step" in point} for history in histories]
+    steps = sorted(set.intersection(*(set(points) for points in by_step)))
+    averaged = []
+    for step in steps:
+        group = [points[step] for points in by_step]
+        keys = set.intersection(*(set(point) for point in group))
+        averaged.append({key: statistics.fmean(point[key] for point in group) for key in keys
+                         if all(isinstance(point[key], (int, float)) for point in group)})  # fmt: skip
+    return averaged
+
+
+def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
+    """loss.png/.pdf (training and validation loss of every run) and, for classifiers, accuracy.png/.pdf."""
+    histories = [mean_history([run_history(results) for results in run.results]) for run in runs]
+    points = [{"epoch": point["epoch"], **{f"{index} {key}": value for key, value in point.items()}}
+              for index, history in enumerate(histories) for point in history if "epoch" in point]  # fmt: skip
+    counts = {examples_per_epoch(run_history(run.results[0]), final_metrics(run.results[0])) for run in runs}
+    per_epoch = counts.pop() if len(counts) == 1 else None
+    top = {"examples_per_epoch": per_epoch or 1, "top_label": "Examples seen" if per_epoch else "Epochs"}
+
+    def legend(run: ComparedRun, what: str) -> str:
+        return f"{run.name} {what}" + (f" (mean of {len(run.seeds)} seeds)" if run.seeds else "")
+
+    losses = {f"{index} {key}": legend(run, what) for index, run in enumerate(runs)
+              for key, what in (("train_loss", "training"), ("eval_validation_loss", "validation"))}  # fmt: skip
+    written = plot_curves(points, losses, "Loss", output / "loss", **top)
+    accuracies = {f"{index} eval_validation_accuracy": legend(run, "validation") for index, run in enumerate(runs)}
+    if any(key in point for point in points for key in accuracies):
+        written += plot_curves(points, accuracies, "Accuracy", output / "accuracy", **top)
+    return written
+
+
+def flags_section(flags: dict[str, list], names: list[str]) -> str:
+    if not flags:
+        return "## Flags that differ\n\nNone: the runs were trained with the same flags."
+    rows = [[key, *("(default)" if value is None else str(value) for value in values)] for key, values in flags.items()]
+    return "## Flags that differ\n\n" + markdown_table(["flag", *names], rows)
+
+
+def metrics_section(runs: list[ComparedRun], metrics: dict[str, list[dict]], close: dict[str, list]) -> str:
+    rows = [
+        [key, *(cell(figure) for figure in figures),
+         "; ".join(f"{a} vs {b} ({difference:.4f} < std {spread:.4f})" for a, b, difference, spread in close[key])]
+        for key, figures in metrics.items()
+    ]  # fmt: skip
+    if any(run.seeds for run in runs):
+        note = ("Mean ± sample standard deviation over a --seeds run's seeds. A difference smaller than the larger "
+                "standard deviation of two runs is within the seed spread: it may be seed noise.")  # fmt: skip
+    else:
+        note = ("No run has several seeds, so how much each figure varies from seed to seed is unknown: train with "
+                "--seeds 1,2,3 to tell a real difference from seed noise.")  # fmt: skip
+    header = ["metric", *(run.name for run in runs), "difference within the seed spread"]
+    return f"## Final metrics\n\n{markdown_table(header, rows)}\n\n{note}"
+
+
+def compare(runs: list[ComparedRun]) -> tuple[dict, list[str]]:
+    """compare.json's content and the sections of compare.md (without the curves)."""
+    names = [run.name for run in runs]
+    flags = differing_flags(runs)
+    metrics = shared_metrics(runs)
+    close = {key: within_seed_spread(runs, figures) for key, figures in metrics.items()}
+    flipped = flipped_examples(runs)
+    first = runs[0]
+    labels = f"; labels {', '.join(first.label_names)}" if first.label_names else ""
+    sections = [
+        f"# {len(runs)} runs compared",
+        "\n".join(f"- {run.name}: {run.folder}, {run.describe()}" for run in runs)
+        + f"\n\nData: {first.config.get('dataset') or 'built-in'}{labels}",
+        flags_section(flags, names),
+        metrics_section(runs, metrics, close),
+    ]
+    if flipped is not None:
+        sections.append("## Test texts labelled differently\n\n" + flipped_section(flipped, runs))
+    data = {
+        "runs": [{"name": run.name, "folder": str(run.folder), "seeds": run.seeds} for run in runs],
+        "dataset": first.config.get("dataset"),
+        "label_names": first.label_names,
+        "flags": flags,
+        "metrics": {key: dict(zip(names, figures)) for key, figures in metrics.items()},
+        "within_seed_spread": {
+            key: [{"runs": [a, b], "difference": difference, "std": spread} for a, b, difference, spread in pairs]
+            for key, pairs in close.items() if pairs
+        },  # fmt: skip
+        "flipped": flipped,
+    }
+    return data, sections
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = ToolParser("python -m hf_finetune.compare", __doc__)
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
+    parser.add_argument("--output", type=Path, metavar="DIR", help="write compare.md, compare.json and the curves here")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
+    args = parser.parse_args(argv)
+    folders = [Path(run) for run in args.runs]
+    if len(folders) < 2:
+        raise UserError(f"compare needs two or more run folders; only {folders[0]} was given.")
+    for index, folder in enumerate(folders):
+        if any(folder.resolve() == other.resolve() for other in folders[:index]):
+            raise UserError(f"{folder} is given twice; pass each run once.")
+    if args.output is not None:
+        check_writable_folder(args.output, "--output")
+    runs = [load_run(folder, name) for folder, name in zip(folders, run_names(folders))]
+    check_comparable(runs)
+    data, sections = compare(runs)
+    print("\n\n".join(sections[1:]) + "\n", flush=True)
+    if args.output is not None:
+        args.output.mkdir(parents=True, exist_ok=True)
+        curves = plot_compared_curves(runs, args.output)
+        data["curves"] = [path.name for path in curves]
+        images = "## Curves\n\n" + "\n\n".join(f"![{path.stem}]({path.name})" for path in curves
+                                                if path.suffix == ".png")  # fmt: skip
+        atomic_write_text(args.output / "compare.md", "\n\n".join([*sections[:4], images, *sections[4:]]) + "\n")
+        atomic_write_json(args.output / "compare.json", data)
+        print(f"compare: wrote {args.output / 'compare.md'}, compare.json and the curves", flush=True)
+    return data
+
+
+if __name__ == "__main__":
+    run_cli(main)

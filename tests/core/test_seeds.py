@@ -1,0 +1,207 @@
+"""--seeds without training: every command's method is copied fresh per seed, bad values are refused
+before anything loads, a rerun keeps the finished seeds, and the summary's figures are the seeds'.
+
+`run_one` (one ordinary run) is replaced by a stand-in that records the method it gets and writes
+the run folder's files as a finished run would; tests/e2e/test_seeds_run.py trains for real."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import TrainingArguments
+
+import hf_finetune.core.run as run_module
+from hf_finetune import classify
+from hf_finetune.core.config import parse_arguments
+from hf_finetune.core.errors import run_cli
+from hf_finetune.core.reports import FINISHED_MARKER, atomic_write_json
+from hf_finetune.core.seeds import copied_training_args, final_metrics, run_history
+from hf_finetune.recipes import instruction, spanish_chat
+
+COMMANDS = {
+    "classify head": (classify.main, ["--method", "head"]),
+    "classify label-token": (classify.main, []),
+    "instruction": (instruction.main, []),
+    "chat": (spanish_chat.main, []),
+}
+
+
+def figures_of(seed: int) -> dict:
+    """The stand-in run's final figures: different per seed, so that a mix-up shows."""
+    return {"test_accuracy": 0.5 + seed / 100, "train_loss": 1.0 / seed, "epochs": 1, "trainable": "all parameters"}
+
+
+class RecordedRuns:
+    """Stands in for core.run.run_one: records each method and writes a finished run's files."""
+
+    def __init__(self):
+        self.methods = []
+
+    def __call__(self, method) -> dict:
+        assert not hasattr(method, "ran"), "a seed's run got a method another run already used"
+        method.ran = True
+        self.methods.append(method)
+        folder = method.training_args.output_dir
+        seed = method.training_args.seed
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / "config.yaml").write_text(yaml.safe_dump(method.config(), sort_keys=False))
+        history = [{"step": step, "epoch": step / 2, "examples_seen": step * 4, "train_loss": 1.0 / (seed + step),
+                    "eval_validation_accuracy": 0.5 + step / 10} for step in (1, 2)]  # fmt: skip
+        atomic_write_json(f"{folder}/{FINISHED_MARKER}", {**figures_of(seed), "label_names": ["ham", "spam"],
+                                                           "history": history})  # fmt: skip
+        return figures_of(seed)
+
+
+@pytest.fixture
+def recorded(monkeypatch) -> RecordedRuns:
+    runs = RecordedRuns()
+    monkeypatch.setattr(run_module, "run_one", runs)
+    return runs
+
+
+def argv(tmp_path, *extra) -> list[str]:
+    return ["--model_name_or_path", str(tmp_path / "no-model-loads"), "--output_dir", str(tmp_path / "out"),
+            "--report_to", "none", *extra]  # fmt: skip
+
+
+def error_of(main, arguments, capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(main, arguments)
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert "Traceback" not in captured.err
+    [line] = [line for line in captured.err.splitlines() if line.strip()]
+    assert line.startswith("error: ")
+    return line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_seed_gets_a_fresh_copy_of_the_method_with_its_seed_and_folder(command, recorded, tmp_path):
+    main, extra = COMMANDS[command]
+    main(argv(tmp_path, *extra, "--seeds", "3,1", "--learning_rate", "0.0007"))
+    assert [method.training_args.seed for method in recorded.methods] == [3, 1]
+    assert [method.training_args.output_dir for method in recorded.methods] == [
+        str(tmp_path / "out" / "seed-3"), str(tmp_path / "out" / "seed-1")]  # fmt: skip
+    first, second = recorded.methods
+    assert first is not second and first.training_args is not second.training_args
+    assert all(vars(first)[name] is not vars(second)[name] for name in ("model_args", "run_args", "options"))
+    for method in recorded.methods:
+        assert method.training_args.learning_rate == 0.0007 and method.run_args.seeds is None
+        saved = yaml.safe_load((tmp_path / "out" / f"seed-{method.training_args.seed}" / "config.yaml").read_text())
+        assert saved["seed"] == method.training_args.seed and "seeds" not in saved  # reusable with --config
+    top = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert top["seeds"] == "3,1" and "seed" not in top and top["learning_rate"] == 0.0007
+
+
+def test_the_summary_holds_each_metrics_mean_std_min_max_and_one_line_per_seed(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2,4"))
+    out = tmp_path / "out"
+    assert json.loads((out / "summary.json").read_text()) == summary
+    values = {seed: json.loads((out / f"seed-{seed}" / FINISHED_MARKER).read_text()) for seed in (1, 2, 4)}
+    for name in ("test_accuracy", "train_loss", "epochs"):
+        column = [values[seed][name] for seed in (1, 2, 4)]
+        assert summary["metrics"][name] == pytest.approx(
+            {"mean": statistics.mean(column), "std": statistics.stdev(column), "min": min(column), "max": max(column)})
+    assert "trainable" not in summary["metrics"]  # words are no metric
+    assert [(run["seed"], run["folder"], run["metrics"]["test_accuracy"]) for run in summary["runs"]] == [
+        (1, "seed-1", 0.51), (2, "seed-2", 0.52), (4, "seed-4", 0.54)]  # fmt: skip
+    assert summary["label_names"] == ["ham", "spam"]
+    report = (out / "summary.md").read_text()
+    assert "| test_accuracy | 0.5233 | 0.0153 | 0.5100 | 0.5400 | 0.5100 | 0.5200 | 0.5400 |" in report
+    assert report.count("trained in this run") == 3
+    for name in ("loss.png", "loss.pdf", "accuracy.png", "accuracy.pdf"):
+        assert (out / name).stat().st_size > 0, name
+
+
+def test_one_seed_has_no_standard_deviation(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "5"))
+    assert summary["metrics"]["test_accuracy"] == {"mean": 0.55, "std": None, "min": 0.55, "max": 0.55}
+
+
+def test_a_rerun_keeps_the_finished_seeds_and_trains_the_others(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    first_result = tmp_path / "out" / "seed-1" / FINISHED_MARKER
+    before = first_result.stat().st_mtime_ns
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2,3"))  # as after a crash in seed 3, or to add one
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 3]
+    assert first_result.stat().st_mtime_ns == before
+    assert [run["kept"] for run in summary["runs"]] == [True, True, False]
+    assert "seed 1 (1 of 3): " in capsys.readouterr().out
+    assert (tmp_path / "out" / "summary.md").read_text().count("finished in an earlier run, kept") == 2
+
+
+def test_a_rerun_with_other_flags_is_refused_before_anything_runs(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    summary = (tmp_path / "out" / "summary.json").read_text()
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2,3", "--learning_rate", "0.1"), capsys)
+    assert "learning_rate" in line and "--overwrite_output_dir" in line and "seed runs trained with other flags" in line
+    assert len(recorded.methods) == 2 and not (tmp_path / "out" / "seed-3").exists()
+    assert (tmp_path / "out" / "summary.json").read_text() == summary
+
+
+def test_overwrite_trains_every_seed_again(recorded, tmp_path):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--learning_rate", "0.1", "--overwrite_output_dir"))
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 1, 2]
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["learning_rate"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("1,x", "'1,x' must be whole numbers separated by commas"),
+        ("1,,2", "'1,,2' must be whole numbers separated by commas"),
+        ("-1", "'-1' must be whole numbers separated by commas"),
+        ("2,3,2", "2 is given twice"),
+        ("4294967296", "4294967296 must be between 0 and 2**32 - 1"),
+    ],
+)
+def test_a_bad_seeds_value_is_one_sentence_before_anything_is_written(value, words, recorded, tmp_path, capsys):
+    line = error_of(classify.main, argv(tmp_path, "--seeds", value), capsys)
+    assert line.startswith("error: --seeds: ") and words in line
+    assert not recorded.methods and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--push_to_hub", "--hub_model_id", "me/x"], "--push_to_hub publishes one model"),
+        (["--resume_from_checkpoint", "somewhere/checkpoint-4"], "--resume_from_checkpoint: with --seeds"),
+    ],
+)
+def test_flags_that_cannot_work_per_seed_are_refused(extra, words, recorded, tmp_path, capsys):
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2", *extra), capsys)
+    assert words in line
+    assert not recorded.methods and not (tmp_path / "out").exists()
+
+
+def test_a_finished_single_run_in_the_folder_is_not_replaced_unasked(recorded, tmp_path, capsys):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / FINISHED_MARKER).write_text("{}")
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert "holds a finished run" in line and not recorded.methods
+
+
+def test_a_copy_of_the_training_arguments_keeps_every_value_but_the_changed_ones():
+    [args] = parse_arguments([TrainingArguments], [
+        "--output_dir", "out", "--report_to", "none", "--eval_strategy", "steps", "--logging_steps", "3",
+        "--gradient_checkpointing", "--lr_scheduler_type", "cosine", "--lr_scheduler_kwargs", '{"num_cycles": 2}',
+        "--accelerator_config", '{"split_batches": true}', "--seed", "9", "--run_name", "mine",
+    ])  # fmt: skip
+    copied = copied_training_args(args, seed=4, output_dir="out/seed-4")
+    changed = {item.name for item in fields(args) if getattr(copied, item.name) != getattr(args, item.name)}
+    assert changed == {"seed", "output_dir"}
+    assert copied.eval_steps == 3 and copied.report_to == [] and copied.activation_checkpointing
+    assert copied.accelerator_config is not args.accelerator_config  # Trainer pops from it
+
+
+def test_a_chat_run_keeps_its_figures_in_its_one_method_row():
+    results = {"methods": [{"method": "masked", "train_loss": 0.5, "training_exact": 3, "heldout": None}],
+               "history": {"masked": [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]}}  # fmt: skip
+    assert final_metrics(results) == {"train_loss": 0.5, "training_exact": 3}
+    assert run_history(results) == [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]

@@ -1,0 +1,139 @@
+"""--seeds for real, with a tiny GPT-2 head classifier on 32 short messages: one finished run folder
+per seed, a summary whose figures are the seed folders' own, a seed's config.yaml that trains the
+same run again, a rerun that keeps the finished seeds, and the same series under accelerate launch."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import statistics
+import sys
+
+import pytest
+from conftest import PROJECT, run_command
+
+from hf_finetune import classify
+from hf_finetune.core.errors import run_cli
+from hf_finetune.core.reports import FINISHED_MARKER
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+SEEDS = (1, 2)
+
+
+def write_messages(path) -> None:
+    """32 distinct messages, 16 spam and 16 ham, in a seeded order."""
+    spam = [f"{verb} {prize}, reply now" for verb, prize in itertools.product(
+        ["win", "claim", "free", "urgent"], ["a cash prize", "a free ringtone", "tickets to the final", "a holiday"])]
+    ham = [f"{verb} {when}, ok?" for verb, when in itertools.product(
+        ["see you", "call me", "meet me", "text me"], ["at lunch", "after work", "tomorrow morning", "at the station"])]
+    rows = [(text, "spam") for text in spam] + [(text, "ham") for text in ham]
+    rows = [rows[index] for index in (list(range(0, 32, 2)) + list(range(1, 32, 2)))]
+    with open(path, "w", newline="") as file:
+        csv.writer(file).writerows([("text", "label"), *rows])
+
+
+def flags(model, data, output, *extra) -> list[str]:
+    return [
+        "--method", "head", "--model_name_or_path", str(model), "--dataset", str(data), "--output_dir", str(output),
+        "--split", "0.5,0.25,0.25", "--trainable", "all", "--per_device_train_batch_size", "4",
+        "--learning_rate", "5e-3", "--max_steps", "4", "--logging_steps", "1", "--eval_strategy", "steps",
+        "--eval_steps", "2", "--save_strategy", "no", "--disable_tqdm", "true", "--dataloader_num_workers", "0",
+        "--report_to", "none", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "messages.csv"
+    write_messages(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory, tiny_gpt2, data):
+    output = tmp_path_factory.mktemp("seeds") / "series"
+    summary = classify.main(flags(tiny_gpt2, data, output, "--seeds", ",".join(map(str, SEEDS))))
+    return output, summary
+
+
+def seed_results(output) -> dict[int, dict]:
+    return {seed: json.loads((output / f"seed-{seed}" / FINISHED_MARKER).read_text()) for seed in SEEDS}
+
+
+def test_each_seed_trains_its_own_run_into_its_own_folder(seeds_run):
+    output, _ = seeds_run
+    results = seed_results(output)
+    for seed in SEEDS:
+        folder = output / f"seed-{seed}"
+        for name in ("model.safetensors", "config.yaml", "report.md", "loss.png"):
+            assert (folder / name).is_file(), f"{folder / name}"
+        assert f"seed: {seed}\n" in (folder / "config.yaml").read_text()
+        assert results[seed]["history"], "no logged points"
+    # Another seed, another split and other weights: the runs differ.
+    assert results[1]["train_loss"] != results[2]["train_loss"]
+
+
+def test_the_summary_figures_are_the_mean_and_spread_of_the_seed_folders(seeds_run):
+    output, summary = seeds_run
+    assert json.loads((output / "summary.json").read_text()) == summary
+    results = seed_results(output)
+    for name in ("test_accuracy", "test_f1", "eval_accuracy", "train_loss", "train_runtime_seconds"):
+        values = [results[seed][name] for seed in SEEDS]
+        assert summary["metrics"][name] == pytest.approx({"mean": statistics.mean(values), "std": statistics.stdev(values),
+                                                          "min": min(values), "max": max(values)}), name  # fmt: skip
+    assert [run["metrics"]["test_accuracy"] for run in summary["runs"]] == [results[seed]["test_accuracy"] for seed in SEEDS]
+    report = (output / "summary.md").read_text()
+    assert "| test_accuracy |" in report and "seed 2: [seed-2/]" in report
+    for name in ("loss.png", "loss.pdf", "accuracy.png", "accuracy.pdf"):
+        assert (output / name).stat().st_size > 0, name
+
+
+def test_a_seeds_config_yaml_trains_the_same_run_again(seeds_run, tiny_gpt2, tmp_path):
+    output, _ = seeds_run
+    again = tmp_path / "again"
+    results = classify.main(["--config", str(output / "seed-2" / "config.yaml"), "--output_dir", str(again)])
+    seed_two = seed_results(output)[2]
+    for name in ("train_loss", "test_accuracy", "test_f1", "eval_accuracy"):
+        assert results[name] == pytest.approx(seed_two[name], abs=1e-6), name
+
+
+def test_a_rerun_keeps_the_finished_seeds(seeds_run, tiny_gpt2, data, capsys):
+    output, summary = seeds_run
+    before = {seed: (output / f"seed-{seed}" / FINISHED_MARKER).stat().st_mtime_ns for seed in SEEDS}
+    capsys.readouterr()
+    rerun = classify.main(flags(tiny_gpt2, data, output, "--seeds", "1,2"))
+    out = capsys.readouterr().out
+    assert out.count("finished earlier, kept") == 2 and "plan:" not in out
+    assert {seed: (output / f"seed-{seed}" / FINISHED_MARKER).stat().st_mtime_ns for seed in SEEDS} == before
+    assert rerun["metrics"] == summary["metrics"]
+
+
+def test_other_flags_into_the_same_folder_are_refused(seeds_run, tiny_gpt2, data, capsys):
+    output, _ = seeds_run
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(classify.main, flags(tiny_gpt2, data, output, "--seeds", "1,2,3", "--max_steps", "2"))
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in error
+    assert "max_steps: 4" in error and "--overwrite_output_dir" in error
+    assert not (output / "seed-3").exists()
+
+
+def test_under_accelerate_launch_the_seeds_run_one_after_another(tmp_path, tiny_gpt2, data):
+    output = tmp_path / "ddp"
+    result = run_command(
+        [sys.executable, "-m", "accelerate.commands.launch",
+         "--config_file", str(PROJECT / "accelerate_configs" / "cpu.yaml"),
+         "--num_processes", "2", "--num_cpu_threads_per_process", "1",
+         "-m", "hf_finetune.classify", *flags(tiny_gpt2, data, output, "--seeds", "1,2", "--eval_strategy", "no")],
+        cwd=tmp_path, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("plan:") == 2 and result.stdout.count("x2 processes") == 2  # one plan per seed
+    assert result.stdout.index("seed-1, training") < result.stdout.index("seed-2, training")
+    summary = json.loads((output / "summary.json").read_text())
+    results = seed_results(output)
+    assert summary["metrics"]["test_accuracy"]["mean"] == pytest.approx(
+        statistics.mean(results[seed]["test_accuracy"] for seed in SEEDS))
+    for seed in SEEDS:  # each process scored its share: together every test text once
+        assert sum(map(sum, results[seed]["test_confusion_matrix"])) == 8
