@@ -325,6 +325,9 @@ def main(argv: list[str] | None = None) -> dict:
         if any(folder.resolve() == other.resolve() for other in folders[:index]):
             raise UserError(f"{folder} is given twice; pass each run once.")
     if args.output is not None:
+        if any(args.output.resolve() == folder.resolve() for folder in folders):
+            raise UserError(f"--output: {args.output} is one of the runs compared, whose own curves it would "
+                            f"replace; choose another folder.")
         check_writable_folder(args.output, "--output")
     runs = [load_run(folder, name) for folder, name in zip(folders, run_names(folders))]
     check_comparable(runs)

@@ -34,7 +34,7 @@ SUMMARY_REPORT = "summary.md"
 CONFIG = "config.yaml"
 SEED_FOLDER = "seed-{}"
 # Flags a rerun may change without changing what the seeds' runs are.
-RERUN_MAY_CHANGE = ("seeds", "seed", "resume_from_checkpoint")
+RERUN_MAY_CHANGE = ("seeds", "seed", "resume_from_checkpoint", "overwrite_output_dir", "traceback")
 # resume_from_checkpoint values that name no checkpoint (training.resolve_resume reads them).
 RESUME_WORDS = (None, "", "false", "False", "no", "auto", "true", "True", "latest")
 
@@ -108,7 +108,8 @@ def run_seeds(method, run_one: Callable) -> dict:
                 print(f"=== seed {seed} ({number} of {len(seeds)}): {folder}, {done} ===\n", flush=True)
             if seed not in kept:
                 run_one(seed_method(method, seed))
-        with args.main_process_first(desc="writing the seeds' summary"):
+        # local=False: on several machines, only the main process of the first writes; all others wait.
+        with args.main_process_first(local=False, desc="writing the seeds' summary"):
             if main_process:
                 summary = write_summary(output_dir, seeds, kept)
                 print(f"=== {len(seeds)} seeds (summary: {output_dir / SUMMARY_REPORT}) ===\n\n"

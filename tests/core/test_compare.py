@@ -202,3 +202,10 @@ def test_one_run_or_the_same_run_twice_is_refused(tmp_path, capsys):
     run = finished_run(tmp_path / "a", ["spam"] * 4)
     assert "compare needs two or more run folders" in refusal([run], capsys)
     assert f"{run} is given twice" in refusal([run, tmp_path / "." / "a"], capsys)
+
+
+def test_an_output_folder_that_is_one_of_the_runs_is_refused(tmp_path, capsys):
+    first, second = finished_run(tmp_path / "a", ["spam"] * 4), finished_run(tmp_path / "b", ["ham"] * 4)
+    before = {path.name: path.read_bytes() for path in first.iterdir() if path.is_file()}
+    assert "--output" in refusal([first, second, "--output", first], capsys)
+    assert {path.name: path.read_bytes() for path in first.iterdir() if path.is_file()} == before

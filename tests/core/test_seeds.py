@@ -144,6 +144,12 @@ def test_a_rerun_with_other_flags_is_refused_before_anything_runs(recorded, tmp_
     assert (tmp_path / "out" / "summary.json").read_text() == summary
 
 
+def test_a_rerun_may_drop_overwrite_or_add_traceback_and_keeps_the_finished_seeds(recorded, tmp_path):
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--overwrite_output_dir"))
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2,3", "--traceback"))
+    assert [run["kept"] for run in summary["runs"]] == [True, True, False]
+
+
 def test_overwrite_trains_every_seed_again(recorded, tmp_path):
     classify.main(argv(tmp_path, "--seeds", "1,2"))
     classify.main(argv(tmp_path, "--seeds", "1,2", "--learning_rate", "0.1", "--overwrite_output_dir"))
