@@ -144,7 +144,7 @@ def spam_sides(model_dir: Path, data: str, epochs: int) -> dict:
 
 
 def label_token_sides(model_dir: Path, data: str, epochs: int, fraction: float, folder: Path) -> dict:
-    """With `fraction` < 1: the first part of each split, and evaluations as many steps apart in
+    """With `fraction` < 1: every (1/fraction)-th text of each split, and evaluations as many steps apart in
     proportion (the recipe's 250 steps scaled), so evaluation weighs on training as in the full run."""
     eval_steps = max(1, round(CLASSIFY["eval_steps"] * fraction))
     if fraction < 1:
@@ -152,7 +152,8 @@ def label_token_sides(model_dir: Path, data: str, epochs: int, fraction: float, 
         subset.mkdir()
         for split in ("train", "validation", "test"):
             lines = (Path(data) / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
-            (subset / f"{split}.jsonl").write_text("\n".join(lines[: round(len(lines) * fraction)]) + "\n", encoding="utf-8")
+            every = round(1 / fraction)  # every k-th line: the files are ordered by label
+            (subset / f"{split}.jsonl").write_text("\n".join(lines[::every]) + "\n", encoding="utf-8")
         data = str(subset)
     flags = ["--model_name_or_path", str(model_dir), "--dataset", data, "--num_train_epochs", str(epochs),
              "--eval_steps", str(eval_steps)]  # fmt: skip
@@ -191,7 +192,7 @@ def main() -> None:
     parser.add_argument("--shape", default="gpt2", choices=sorted(tiny.SHAPES))
     parser.add_argument("--epochs", type=int, help="every side's epochs (default: the recipes' own, 5 and 3)")
     parser.add_argument("--rt_fraction", type=float, default=1.0,
-                        help="label-token: the first part of each rotten_tomatoes split (eval_steps scaled alike)")
+                        help="label-token: this share of each rotten_tomatoes split, every k-th text (eval_steps scaled alike)")
     parser.add_argument("--only", choices=("spam", "label-token", "accuracy"), help="one comparison only")
     parser.add_argument("--accuracy", action="store_true", help="also the 3-seed accuracy check on a tiny model")
     args = parser.parse_args()
