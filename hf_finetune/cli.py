@@ -25,6 +25,7 @@ TRAINING_COMMANDS = {
     "classify": Command("hf_finetune.classify", "any text/label data: label token (default) or --method head"),
     "instruction": Command("hf_finetune.recipes.instruction", "Alpaca instruction tuning (recipes/instruction.py)"),
     "chat": Command("hf_finetune.recipes.spanish_chat", "chat tuning, three loss methods (recipes/spanish_chat.py)"),
+    "preference": Command("hf_finetune.recipes.preference", "DPO after instruction tuning (recipes/preference.py)"),
 }
 TOOLS = {
     "predict": Command("hf_finetune.predict", "classify texts with a finished spam/classify run"),

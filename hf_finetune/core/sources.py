@@ -64,6 +64,16 @@ REGISTRY: dict[str, RegisteredDataset] = {
         sha256=("7e09a9af353722ca15c18bc580f093f9c39d3178335a75177319cb1e1d163944",),
         filename="instruction-data.json",
     ),
+    "preference_data": RegisteredDataset(
+        description="instruction-data-with-preference.json, the same 1100 entries with a chosen (polite) and a "
+        "rejected answer each (rasbt/LLMs-from-scratch, chapter 7, preference tuning with DPO)",
+        urls=(
+            "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/04_preference-tuning-with-dpo/"
+            "instruction-data-with-preference.json",
+        ),
+        sha256=("305315abf14f65fa42c01a0877572f832606571c2a7d49f152ac1d758b16756e",),
+        filename="instruction-data-with-preference.json",
+    ),
 }
 
 SPLIT_FILE_STEMS = {

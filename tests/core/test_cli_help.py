@@ -16,7 +16,7 @@ from hf_finetune import chat_answer, classify, cli, compare, generate, predict, 
 from hf_finetune.core.config import parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.head.train import ARGUMENTS as HEAD_ARGUMENTS
-from recipes import instruction, spam, spanish_chat
+from recipes import instruction, preference, spam, spanish_chat
 
 HELP_LINES = 120  # at 100 columns
 OVERVIEW_LINES = 30
@@ -26,6 +26,7 @@ ENTRY_POINTS = {
     "recipes/spam.py": spam.main,
     "recipes/instruction.py": instruction.main,
     "recipes/spanish_chat.py": spanish_chat.main,
+    "recipes/preference.py": preference.main,
     "python -m hf_finetune.classify": classify.main,
     "python -m hf_finetune.sft": sft.main,
     "python -m hf_finetune.predict": predict.main,
@@ -41,6 +42,7 @@ SAME_AS = {
     "classify": "python -m hf_finetune.classify",
     "instruction": "recipes/instruction.py",
     "chat": "recipes/spanish_chat.py",
+    "preference": "recipes/preference.py",
     "predict": "python -m hf_finetune.predict",
     "generate": "python -m hf_finetune.generate",
     "chat-answer": "python -m hf_finetune.chat_answer",
@@ -52,6 +54,7 @@ TRAINING = {
     "recipes/spam.py": (None, spam.DEFAULTS),
     "recipes/instruction.py": ("instruction method", instruction.DEFAULTS),
     "recipes/spanish_chat.py": ("chat method", spanish_chat.DEFAULTS),
+    "recipes/preference.py": ("preference method", preference.DEFAULTS),
     "python -m hf_finetune.classify": ("label-token method", classify.DEFAULTS),
 }
 

@@ -351,7 +351,7 @@ def case_dataset_url_for_a_file(d, m):
     return (
         "head",
         ["--dataset", str(good_csv(d)), "--dataset_url", "https://example.com/x.zip"],
-        ("--dataset_url: only a registered dataset (sms_spam, rotten_tomatoes, instruction_data) is downloaded"),
+        ("--dataset_url: only a registered dataset (sms_spam, rotten_tomatoes, instruction_data, preference_data) is downloaded"),
     )
 
 

@@ -1,0 +1,171 @@
+"""End to end: a tiny random-init GPT-2 is instruction-tuned on 24 real entries, half of them
+answered in a recognisable polite style ("Certainly, I am glad to help! ... I hope this helps, and
+thank you for asking."), half plainly; DPO on pairs that prefer the polite answer to the plain one
+then makes the model prefer the polite answer to held-out prompts (reward accuracy and margin on 32
+held-out pairs) and answer its prompts politely (ROUGE-L to the chosen vs the rejected answer).
+The saved run loads with pipeline("text-generation") and hf_finetune.generate, and a LoRA run
+saved as an adapter answers as the same run saved merged.
+
+Measured 2026-12-01 (AMD EPYC, 2 shared cores, one thread), three random initialisations (tiny's
+--seed 0, 1, 2): held-out reward accuracy 1.000, 0.969, 1.000 (margin 3.46, 2.84, 2.81; 1.000 or
+0.969 at every evaluation from the first, 5 steps in), responses closer to the chosen answer 50%
+before and 100% after each time; the module took 96-101 s:
+
+    LEARNING_TEST_SEED=N python -m pytest tests/e2e/test_preference_learning.py   # N = 0, 1, 2
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from hf_finetune import generate, tiny
+from hf_finetune.core.saved_runs import is_adapter_run
+from hf_finetune.methods.instruction.generate import generate_responses, load_generator
+from hf_finetune.methods.instruction.prompt import extract_response, format_example, format_prompt
+from hf_finetune.recipes import instruction, preference
+
+SEED = os.environ.get("LEARNING_TEST_SEED", "0")  # the random init; to measure the spread over seeds
+OPENING, CLOSING = "Certainly, I am glad to help! ", " I hope this helps, and thank you for asking."
+TUNED, PAIRED, HELD_OUT = 24, 56, 32  # instruction-tuned entries; DPO pairs (the tuned ones first); held-out pairs
+QUICK = ["--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--max_new_tokens", "60"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def polite(entry: dict) -> str:
+    return f"{OPENING}{entry['output']}{CLOSING}"
+
+
+def pair(entry: dict) -> dict:
+    return {**{key: entry[key] for key in ("instruction", "input")}, "chosen": polite(entry), "rejected": entry["output"]}
+
+
+@pytest.fixture(scope="module")
+def entries(instruction_json):
+    return json.loads(instruction_json.read_text())[: PAIRED + HELD_OUT]
+
+
+@pytest.fixture(scope="module")
+def instruction_run(tmp_path_factory, entries, instruction_json):
+    """A 2-layer, 128-wide random GPT-2 (a 1000-word BPE learnt from the book's entries and the
+    polite answers) instruction-tuned on 24 entries: the even ones answered politely, the odd ones
+    plainly."""
+    folder = tmp_path_factory.mktemp("preference")
+    sft = [dict(entry, output=polite(entry)) if index % 2 == 0 else entry for index, entry in enumerate(entries[:TUNED])]
+    texts = folder / "texts.txt"
+    book = json.loads(instruction_json.read_text())
+    texts.write_text("\n".join(format_example(entry) for entry in [*book, *sft]))
+    model = folder / "tiny-1k"
+    tiny.main(["--train_tokenizer_on", str(texts), "--vocab_size", "1000", "--output", str(model), "--seed", SEED])
+    data = folder / "sft"
+    data.mkdir()
+    for split, rows in (("train", sft), ("validation", sft[:2]), ("test", sft[:2])):
+        (data / f"{split}.json").write_text(json.dumps(rows))
+    output = folder / "instruction"
+    instruction.main([
+        "--dataset", str(data), "--model_name_or_path", str(model), "--output_dir", str(output),
+        "--num_train_epochs", "120", "--learning_rate", "5e-3", "--per_device_train_batch_size", "24",
+        "--eval_strategy", "no", "--logging_steps", "20", *QUICK,
+    ])  # fmt: skip
+    return output
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory, entries):
+    """DPO on 56 pairs (the 24 instruction-tuned prompts and 32 more), validated on 32 held-out pairs;
+    the test prompts are the 24 instruction-tuned ones, half of which the model answers plainly."""
+    folder = tmp_path_factory.mktemp("pairs")
+    paired, held_out = [pair(entry) for entry in entries[:PAIRED]], [pair(entry) for entry in entries[PAIRED:]]
+    for split, rows in (("train", paired), ("validation", held_out), ("test", paired[:TUNED])):
+        (folder / f"{split}.json").write_text(json.dumps(rows))
+    return folder
+
+
+def dpo(instruction_run, pairs, output, *flags) -> dict:
+    return preference.main([
+        "--dataset", str(pairs), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
+        "--loss_type", "sigmoid", "--per_device_eval_batch_size", "32", "--eval_steps", "5", "--logging_steps", "3",
+        *QUICK, *flags,
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def preference_run(tmp_path_factory, instruction_run, pairs):
+    output = tmp_path_factory.mktemp("runs") / "preference"
+    results = dpo(instruction_run, pairs, output, "--num_train_epochs", "5", "--learning_rate", "1e-4")
+    return output, results
+
+
+def test_dpo_prefers_the_chosen_style_on_held_out_pairs_and_answers_in_it(preference_run):
+    output, results = preference_run
+    # The policy starts as the reference: every reward 0.
+    assert results["validation_reward_accuracy_before"] == 0 and results["validation_reward_margin_before"] == 0
+    assert results["validation_reward_accuracy_after"] > 0.9 and results["validation_reward_margin_after"] > 0
+    assert results["validation_rejected_logp_after"] < results["validation_rejected_logp_before"]
+
+    rows = json.loads((output / "preference_responses.json").read_text())
+    assert len(rows) == TUNED and set(rows[0]) >= {
+        "instruction", "input", "chosen", "rejected", "response_before", "response_after",
+        "rougeL_chosen_before", "rougeL_rejected_before", "rougeL_chosen_after", "rougeL_rejected_after",
+    }  # fmt: skip
+
+    def lead(stage: str) -> float:  # how much closer to the chosen than to the rejected answer, on average
+        return sum(row[f"rougeL_chosen_{stage}"] - row[f"rougeL_rejected_{stage}"] for row in rows) / len(rows)
+
+    assert lead("after") > lead("before")
+    assert results["test_closer_to_chosen_after"] > results["test_closer_to_chosen_before"]
+    assert results["test_closer_to_chosen_after"] >= 0.75
+    assert sum(row["response_after"].startswith(OPENING.strip()) for row in rows) > sum(
+        row["response_before"].startswith(OPENING.strip()) for row in rows
+    )
+
+    saved = json.loads((output / "all_results.json").read_text())
+    validated = [point for point in saved["history"] if "eval_rewards/accuracies" in point]
+    assert validated[0]["step"] == 0 and len(validated) >= 5, "the validation curve, from before training on"
+    assert any("train_rewards/margins" in point for point in saved["history"])
+    for name in ("report.md", "reward_accuracy.png", "reward_margin.png", "log_probs.png", "loss.png", "config.yaml",
+                 "model.safetensors"):  # fmt: skip
+        assert (output / name).is_file(), name
+    report = (output / "report.md").read_text()
+    assert "reward accuracy" in report and rows[0]["chosen"] in report and "After DPO" in report
+
+
+def test_the_run_folder_answers_through_pipeline_and_the_generate_command(preference_run, entries, capsys):
+    from transformers import pipeline
+
+    output, _ = preference_run
+    entry = next(entry for entry in entries[:TUNED] if entry["input"])
+    model, tokenizer = load_generator(output)
+    [answer] = generate_responses(model, tokenizer, [entry], max_new_tokens=60)
+    assert answer
+
+    generator = pipeline("text-generation", model=str(output))
+    [generated] = generator(format_prompt(entry["instruction"], entry["input"]), max_new_tokens=60, do_sample=False,
+                            return_full_text=False)  # fmt: skip
+    assert extract_response(generated["generated_text"]) == answer
+
+    capsys.readouterr()
+    generate.main([str(output), "--instruction", entry["instruction"], "--input", entry["input"], "--max_new_tokens", "60"])
+    assert capsys.readouterr().out.strip() == answer
+
+
+def test_a_lora_run_answers_the_same_saved_as_adapter_or_merged(tmp_path, instruction_run, pairs, entries):
+    lora = ["--use_peft", "--lora_r", "8", "--lora_alpha", "16", "--lora_dropout", "0.0", "--num_train_epochs", "5",
+            "--learning_rate", "2e-3", "--eval_strategy", "no"]  # fmt: skip
+    adapter_results = dpo(instruction_run, pairs, tmp_path / "adapter", *lora)
+    dpo(instruction_run, pairs, tmp_path / "merged", *lora, "--merge_adapters")
+    assert is_adapter_run(tmp_path / "adapter") and not (tmp_path / "adapter" / "model.safetensors").exists()
+    assert not list((tmp_path / "adapter").glob("*/adapter_config.json")), "one adapter saved, not TRL's 'ref' copy"
+    assert (tmp_path / "merged" / "model.safetensors").is_file() and not is_adapter_run(tmp_path / "merged")
+    assert "adapters switched off" in adapter_results["reference"]
+
+    prompts = entries[:TUNED]
+    answers = {}
+    for name, folder in (("start", instruction_run), ("adapter", tmp_path / "adapter"), ("merged", tmp_path / "merged")):
+        model, tokenizer = load_generator(folder)
+        answers[name] = generate_responses(model, tokenizer, prompts, max_new_tokens=60)
+    assert answers["adapter"] == answers["merged"]
+    assert answers["adapter"] != answers["start"], "the adapter changed nothing: the comparison would prove nothing"
