@@ -151,7 +151,8 @@ def label_token_sides(model_dir: Path, data: str, epochs: int, fraction: float, 
         subset = folder / "rt-subset"
         subset.mkdir()
         for split in ("train", "validation", "test"):
-            lines = (Path(data) / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+            # split("\n"), not splitlines(): a review may hold U+2028, which splitlines() also cuts at
+            lines = [line for line in (Path(data) / f"{split}.jsonl").read_text(encoding="utf-8").split("\n") if line]
             every = round(1 / fraction)  # every k-th line: the files are ordered by label
             (subset / f"{split}.jsonl").write_text("\n".join(lines[::every]) + "\n", encoding="utf-8")
         data = str(subset)
