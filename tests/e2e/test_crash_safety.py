@@ -80,6 +80,20 @@ def start(argv, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(argv, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def wait_for_sigterm_handler(process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the process catches SIGTERM (Linux: bit 15 of SigCgt in /proc/PID/status), which the run
+    does from the start of training; before, SIGTERM ends a loading machine's run the default way."""
+    deadline = time.time() + timeout
+    while True:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+        if caught & (1 << (signal.SIGTERM - 1)):
+            return
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.time() < deadline, "the run never started training"
+        time.sleep(0.1)
+
+
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while not path.exists():
@@ -171,6 +185,7 @@ def test_a_second_process_into_a_folder_in_use_is_refused_and_sigterm_releases_t
     try:
         wait_for(output / LOCK_NAME, first)
         second = run_command(classify_command(*flags))
+        wait_for_sigterm_handler(first)  # training has begun: SIGTERM now means "checkpoint and stop"
         assert second.returncode == 2, second.stderr[-2000:]
         [message] = error_lines(second.stderr)
         assert f"error: --output_dir: {output} is in use by the run of pid {first.pid} on " in message
