@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from scipy.special import log_softmax, softmax
 from torch import nn
 
 from .errors import UserError
-from .reports import markdown_table, mkstemp_like_open, plt
+from .reports import markdown_table, plt, save_figure
 from .splits import SPLIT_PREFIX, SPLITS
 
 ECE_BINS = 15
@@ -254,13 +253,4 @@ def plot_reliability(calibration: Calibration, path_stem: Path) -> list[Path]:
     axes[0].set_ylabel("Accuracy")
     axes[0].legend(loc="upper left", fontsize=8)
     figure.tight_layout()
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = path_stem.with_suffix(suffix)
-        handle, temporary = mkstemp_like_open(target, suffix)
-        os.close(handle)
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, target)
-        written.append(target)
-    plt.close(figure)
-    return written
+    return save_figure(figure, path_stem)

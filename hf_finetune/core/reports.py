@@ -106,6 +106,11 @@ def plot_curves(
     top.set_xlim(*(limit * examples_per_epoch for limit in axis.get_xlim()))
     top.set_xlabel(top_label)
     figure.tight_layout()
+    return save_figure(figure, path_stem)
+
+
+def save_figure(figure, path_stem: Path) -> list[Path]:
+    """The figure as PNG and PDF beside `path_stem`, each written atomically; closes the figure."""
     written = []
     for suffix in (".png", ".pdf"):
         target = path_stem.with_suffix(suffix)
