@@ -18,7 +18,7 @@ from transformers import TrainingArguments
 
 from .errors import UserError
 from .leakage import first_copies
-from .sources import REGISTRY, SourceData, load_source
+from .sources import SourceData, check_dataset_url, load_source
 from .splits import SPLITS, balance_classes, parse_fractions, seeded_split
 
 
@@ -307,11 +307,7 @@ def check_data_arguments(data_args: DataArguments) -> None:
         raise UserError(f"--max_length: {data_args.max_length} must be 1 or more (or unset for the model's context).")
     if data_args.train_eval_samples < 0:
         raise UserError(f"--train_eval_samples: {data_args.train_eval_samples} must not be negative.")
-    if data_args.dataset_url is not None and data_args.dataset not in REGISTRY:
-        raise UserError(
-            f"--dataset_url: only a registered dataset ({', '.join(REGISTRY)}) is downloaded, and --dataset "
-            f"{data_args.dataset} is not one; drop --dataset_url."
-        )
+    check_dataset_url(data_args.dataset, data_args.dataset_url)
     if data_args.text_column == data_args.label_column:
         raise UserError(
             f"--text_column and --label_column both name '{data_args.text_column}'; the label needs its own column."

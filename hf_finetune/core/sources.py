@@ -34,6 +34,15 @@ class RegisteredDataset:
     label_names: tuple[str, ...] | None = None
 
 
+def check_dataset_url(dataset: str, dataset_url: str | None) -> None:
+    """--dataset_url replaces the download address of a registered dataset only."""
+    if dataset_url is not None and dataset not in REGISTRY:
+        raise UserError(
+            f"--dataset_url: only a registered dataset ({', '.join(REGISTRY)}) is downloaded, and --dataset "
+            f"{dataset} is not one; drop --dataset_url."
+        )
+
+
 REGISTRY: dict[str, RegisteredDataset] = {
     "sms_spam": RegisteredDataset(
         description="UCI SMS Spam Collection (Almeida & Gomez Hidalgo, 2011)",

@@ -32,7 +32,12 @@ class InstructionData:
 def entry_texts(split: datasets.Dataset) -> list[str]:
     """Each entry's instruction, input (when there is one) and output, a line each: the entry without
     the Alpaca prompt's fixed words, which would make every entry look alike."""
-    return ["\n".join(part for part in parts if part) for parts in zip(split["instruction"], split["input"], split["output"])]
+    return request_texts(split, "output")
+
+
+def request_texts(split: datasets.Dataset, answer_column: str) -> list[str]:
+    """Each row's instruction, input (when there is one) and answer, a line each."""
+    return ["\n".join(part for part in parts if part) for parts in zip(split["instruction"], split["input"], split[answer_column])]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.config import training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.sources import REGISTRY
+from hf_finetune.core.sources import check_dataset_url
 from hf_finetune.methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS
 
 from .data import PairColumns
@@ -111,11 +111,7 @@ class PreferenceArguments:
         for name in ("instruction_column", "input_column", "chosen_column", "rejected_column"):
             if not getattr(self, name).strip():
                 raise UserError(f"--{name} is empty; name a column of the data.")
-        if self.dataset_url is not None and self.dataset not in REGISTRY:
-            raise UserError(
-                f"--dataset_url: only a registered dataset ({', '.join(REGISTRY)}) is downloaded, and --dataset "
-                f"{self.dataset} is not one; drop --dataset_url."
-            )
+        check_dataset_url(self.dataset, self.dataset_url)
         if self.chosen_column == self.rejected_column:
             raise UserError(f"--chosen_column and --rejected_column both name '{self.chosen_column}'; they must differ.")
         if self.beta <= 0:

@@ -11,6 +11,7 @@ from hf_finetune.core.errors import UserError
 from hf_finetune.core.leakage import first_copies
 from hf_finetune.core.sources import SourceData, json_type, load_source
 from hf_finetune.core.splits import SPLITS, file_order_split, parse_fractions
+from hf_finetune.methods.instruction.data import request_texts
 
 FIELDS = ("instruction", "input", "chosen", "rejected")
 ANSWERS = {"chosen": "preferred answer", "rejected": "answer to move away from"}
@@ -36,8 +37,7 @@ def pair_texts(split: datasets.Dataset) -> list[str]:
     """Each pair's instruction, input (when there is one) and chosen answer, a line each, as the
     instruction method compares its entries: without the Alpaca prompt's fixed words, which would
     make every pair look alike."""
-    parts = zip(split["instruction"], split["input"], split["chosen"])
-    return ["\n".join(part for part in pair if part) for pair in parts]
+    return request_texts(split, "chosen")
 
 
 @dataclass(frozen=True)
