@@ -13,11 +13,7 @@ from __future__ import annotations
 
 from .core.config import ToolParser
 from .core.errors import UserError, run_cli
-from .methods.instruction.generate import (
-    DEFAULT_MAX_NEW_TOKENS,
-    generate_responses,
-    load_generator,
-)
+from .methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS, generate_responses, load_generator
 from .predict import require_run_kind
 
 

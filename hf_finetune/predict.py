@@ -17,12 +17,7 @@ from typing import Callable
 
 from .core.config import ToolParser
 from .core.errors import UserError, run_cli
-from .core.saved_runs import (
-    architectures,
-    has_chat_template,
-    is_causal_lm_run,
-    require_saved_run,
-)
+from .core.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from .methods.head.predict import head_predictor
 from .methods.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 

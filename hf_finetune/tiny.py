@@ -16,12 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    BloomConfig,
-    GPT2Config,
-    PreTrainedTokenizerFast,
-)
+from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
 from .core.config import ToolParser
 from .core.errors import UserError, run_cli

@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from sklearn.metrics import (
-    accuracy_score,
-    confusion_matrix,
-    precision_recall_fscore_support,
-)
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 from transformers import Trainer
 
 from .classification_data import ClassificationData
 from .leakage import leakage_markdown
-from .reports import (
-    atomic_write_json,
-    atomic_write_text,
-    history_from_log,
-    markdown_table,
-    plot_curves,
-)
+from .reports import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from .splits import SPLIT_PREFIX, SPLITS
 
 REPORT_EXAMPLES = 8

@@ -17,22 +17,16 @@ from __future__ import annotations
 import copy
 import json
 import statistics
-from collections.abc import Callable
 from dataclasses import fields, replace
 from pathlib import Path
+from collections.abc import Callable
 
 import yaml
 from transformers import TrainingArguments
 
 from .errors import UserError
 from .preflight import guard_output_dir, prepare_training_args
-from .reports import (
-    FINISHED_MARKER,
-    atomic_write_json,
-    atomic_write_text,
-    markdown_table,
-    plot_curves,
-)
+from .reports import FINISHED_MARKER, atomic_write_json, atomic_write_text, markdown_table, plot_curves
 from .run_lock import run_lock
 
 SUMMARY = "summary.json"

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.hub import (
-    GENERATOR_LIMITS,
-    is_adapter,
-    model_card,
-    training_summary,
-)
+from hf_finetune.core.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
 from hf_finetune.core.reports import markdown_table
 
 LOSS_METHOD_DESCRIPTIONS = {

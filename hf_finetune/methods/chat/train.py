@@ -21,21 +21,11 @@ from pathlib import Path
 from transformers import Trainer, TrainingArguments
 
 from hf_finetune.core.collate import padding_collator
-from hf_finetune.core.config import (
-    ModelArguments,
-    RunArguments,
-    config_snapshot,
-    parse_arguments,
-    training_args_as,
-)
+from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.leakage import first_copies
 from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import (
-    count_parameters,
-    describe_model_source,
-    fitted_max_length,
-)
+from hf_finetune.core.modeling import count_parameters, describe_model_source, fitted_max_length
 from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
 from hf_finetune.core.run import Method, run
 from hf_finetune.core.run_lock import run_lock
@@ -44,14 +34,7 @@ from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
 from .answers import AnswerTracker, answer_questions, training_questions
 from .arguments import ChatArguments, sft_config_from
 from .card import LOSS_METHOD_DESCRIPTIONS, chat_card
-from .conversations import (
-    ASSISTANT,
-    USER,
-    Conversation,
-    Turn,
-    conversation_text,
-    load_conversations,
-)
+from .conversations import ASSISTANT, USER, Conversation, Turn, conversation_text, load_conversations
 from .encoding import (
     COMPLETION_ONLY,
     LOSS_METHODS,
@@ -61,12 +44,7 @@ from .encoding import (
     prompt_completion_records,
     trl_counts,
 )
-from .report import (
-    COMPARISON_REPORT,
-    chat_headline,
-    comparison_table,
-    write_chat_results,
-)
+from .report import COMPARISON_REPORT, chat_headline, comparison_table, write_chat_results
 
 ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments, LoraArguments)
 

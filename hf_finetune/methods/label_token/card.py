@@ -6,11 +6,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.calibration import with_probability_limit
 from hf_finetune.core.classification_data import ClassificationData
-from hf_finetune.core.classification_report import (
-    CLASSIFIER_LIMITS,
-    classification_data_lines,
-    split_table,
-)
+from hf_finetune.core.classification_report import CLASSIFIER_LIMITS, classification_data_lines, split_table
 from hf_finetune.core.hub import is_adapter, model_card, training_summary
 
 from .words import LabelWords

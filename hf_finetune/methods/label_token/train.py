@@ -13,18 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_finetune.core.calibration import (
-    Calibration,
-    CalibrationArguments,
-    calibration_headline,
-)
+from hf_finetune.core.calibration import Calibration, CalibrationArguments, calibration_headline
 from hf_finetune.core.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.classification_data import DataArguments, load_classification_data
-from hf_finetune.core.classification_report import (
-    classifier_headline,
-    evaluate_splits,
-    write_classification_results,
-)
+from hf_finetune.core.classification_report import classifier_headline, evaluate_splits, write_classification_results
 from hf_finetune.core.collate import padding_collator
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.reports import atomic_write_json, markdown_table
@@ -36,12 +28,7 @@ from hf_finetune.core.trainers import train_and_eval_datasets
 from .card import label_token_card
 from .encoding import encode_label_token
 from .predict import LABEL_TOKEN_FILE, TEMPERATURE_KEY
-from .scoring import (
-    LabelTokenTrainer,
-    format_adherence,
-    label_token_metrics,
-    scored_sequences,
-)
+from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
 from .words import resolve_label_words, text_budget
 
 CLASSIFIER_METHODS = ("label-token", "head")
