@@ -29,8 +29,8 @@ from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
 import spanish_chat  # noqa: E402
 
-from hf_finetune.core.modeling import load_causal_lm, load_tokenizer  # noqa: E402
-from hf_finetune.core.trainers import TargetLossTrainer  # noqa: E402
+from hf_finetune.core.model.loading import load_causal_lm, load_tokenizer  # noqa: E402
+from hf_finetune.core.model.trainers import TargetLossTrainer  # noqa: E402
 from hf_finetune.methods.chat.arguments import sft_config_from  # noqa: E402
 from hf_finetune.methods.chat.conversations import ChatForm  # noqa: E402
 from hf_finetune.methods.chat.encoding import COPY_LABELS, MASKED, encode_for_trainer, prompt_completion_records  # noqa: E402

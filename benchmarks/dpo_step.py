@@ -49,8 +49,8 @@ def build(setting: str, model, tokenizer, dataset: str, batch: int, folder: str)
     import datasets
     from transformers import TrainingArguments
 
-    from hf_finetune.core.collate import padding_collator
-    from hf_finetune.core.trainers import TargetLossTrainer
+    from hf_finetune.core.data.collate import padding_collator
+    from hf_finetune.core.model.trainers import TargetLossTrainer
     from hf_finetune.methods.instruction.encoding import encode_example
     from hf_finetune.methods.preference.arguments import PreferenceArguments, dpo_config_from
     from hf_finetune.methods.preference.data import load_preference_data
@@ -93,7 +93,7 @@ def step(trainer, inputs) -> tuple[float, float]:
 def load(model_dir: str, threads: int | None):
     import torch
 
-    from hf_finetune.core.modeling import load_causal_lm, load_tokenizer
+    from hf_finetune.core.model.loading import load_causal_lm, load_tokenizer
 
     if threads:
         torch.set_num_threads(threads)

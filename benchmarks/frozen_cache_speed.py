@@ -43,8 +43,8 @@ from transformers import TrainingArguments
 from hf_finetune import tiny
 from hf_finetune.classify import DEFAULTS as CLASSIFY
 from hf_finetune.classify import main as classify
-from hf_finetune.core.classification_data import DataArguments, load_classification_data
-from hf_finetune.core.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
+from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
 from hf_finetune.recipes.spam import DEFAULTS as SPAM
 from hf_finetune.recipes.spam import main as spam
 

@@ -6,7 +6,7 @@ What is compared, on the very same batches and starting weights:
 
 - full:        `model(input_ids, attention_mask, labels=labels).loss`, logits over the whole
                vocabulary at every position (Trainer's default loss);
-- target:      `hf_finetune.core.trainers.target_loss` (what `TargetLossTrainer` trains with): the
+- target:      `hf_finetune.core.model.trainers.target_loss` (what `TargetLossTrainer` trains with): the
                model gets a boolean `logits_to_keep` mask of the positions that predict a target,
                loss = summed cross-entropy / number of targets;
 - trl:         `SFTTrainer.compute_loss` of a real TRL SFTTrainer built on the same model
@@ -59,9 +59,9 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from hf_finetune.core.collate import padding_collator
-from hf_finetune.core.modeling import load_tokenizer
-from hf_finetune.core.trainers import target_loss
+from hf_finetune.core.data.collate import padding_collator
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.model.trainers import target_loss
 from hf_finetune.methods.instruction.encoding import encode_example
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -40,10 +40,10 @@ SHARED = Path(os.environ.get("HF_FINETUNE_SHARED", PROJECT.parent / "shared"))
 sys.path.insert(0, str(PROJECT))
 
 from hf_finetune import tiny  # noqa: E402
-from hf_finetune.core.collate import padding_collator  # noqa: E402
-from hf_finetune.core.modeling import load_tokenizer  # noqa: E402
-from hf_finetune.core.sources import load_source  # noqa: E402
-from hf_finetune.core.trainers import TargetLossTrainer  # noqa: E402
+from hf_finetune.core.data.collate import padding_collator  # noqa: E402
+from hf_finetune.core.model.loading import load_tokenizer  # noqa: E402
+from hf_finetune.core.data.sources import load_source  # noqa: E402
+from hf_finetune.core.model.trainers import TargetLossTrainer  # noqa: E402
 from hf_finetune.methods.instruction.data import prepare_instructions  # noqa: E402
 from hf_finetune.methods.instruction.encoding import encode_instructions  # noqa: E402
 from hf_finetune.methods.instruction.generate import LogValidationResponse, generate_responses  # noqa: E402

@@ -98,7 +98,7 @@ def main() -> None:
 
     import torch
 
-    from hf_finetune.core.precision import cpu_bf16_instructions
+    from hf_finetune.core.model.precision import cpu_bf16_instructions
 
     print(f"GPT-2 shape '{args.shape}', random weights, sequence classifier, all parameters trainable, AdamW")
     print(f"batch {args.batch} x {args.tokens} tokens, median of {args.steps} steps after a warm-up step, "

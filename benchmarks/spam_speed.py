@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the recipes/ fol
 import torch
 
 from hf_finetune import tiny
-from hf_finetune.core.classification_data import DataArguments, load_classification_data
-from hf_finetune.core.modeling import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
-from hf_finetune.core.sources import REGISTRY
-from hf_finetune.methods.head.train import main as run_recipe
+from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
+from hf_finetune.core.data.sources import REGISTRY
+from hf_finetune.methods.classify.head.train import main as run_recipe
 from recipes.spam import DEFAULTS
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 
-from .core.config import ToolParser
-from .core.errors import UserError, run_cli
-from .methods.chat.answers import answer_run
-from .predict import read_texts, require_run_kind
+from hf_finetune.core.config import ToolParser
+from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.methods.chat.answers import answer_run
+from hf_finetune.predict import read_texts, require_run_kind
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
-from .core.calibration import CalibrationArguments
-from .core.classification_data import DataArguments
-from .core.config import ModelArguments, RunArguments, parse_arguments
-from .core.errors import UserError, run_cli
-from .core.lora import LoraArguments
-from .core.run import run
-from .methods.head.train import HeadMethod
-from .methods.label_token.train import LabelTokenArguments, LabelTokenMethod
+from hf_finetune.methods.classify.calibration import CalibrationArguments
+from hf_finetune.methods.classify.data import DataArguments
+from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
+from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.head.train import HeadMethod
+from hf_finetune.methods.classify.label_token.train import LabelTokenArguments, LabelTokenMethod
 
 ARGUMENTS = (
     ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments,

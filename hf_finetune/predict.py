@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .core.config import ToolParser
-from .core.errors import UserError, run_cli
-from .core.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
-from .methods.head.predict import head_predictor
-from .methods.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
+from hf_finetune.core.config import ToolParser
+from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
+from hf_finetune.methods.classify.head.predict import head_predictor
+from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
 

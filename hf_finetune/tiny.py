@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
-from .core.config import ToolParser
-from .core.errors import UserError, run_cli
-from .core.modeling import count_parameters, load_tokenizer
+from hf_finetune.core.config import ToolParser
+from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model.loading import count_parameters, load_tokenizer
 
 # (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
 SHAPES = {

@@ -19,7 +19,7 @@ import transformers
 from accelerate.utils import DistributedType
 from transformers import TrainerCallback
 
-from hf_finetune.core import preflight
+from hf_finetune.core.run import preflight
 
 original_state_init = accelerate.state.AcceleratorState.__init__
 

@@ -31,10 +31,10 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
-from .calibration import CalibrationArguments
-from .classification_data import DataArguments
-from .errors import UserError
-from .lora import LoraArguments
+from hf_finetune.methods.classify.calibration import CalibrationArguments
+from hf_finetune.methods.classify.data import DataArguments
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.model.lora import LoraArguments
 
 HELP_EPILOG = (
     "A switch alone turns it on (--bf16); --bf16 false turns it off.\n"
@@ -298,7 +298,7 @@ def _own_section(dataclass_type: type) -> str:
     """The section of a method's own flags: 'chat method' for hf_finetune.methods.chat.arguments."""
     parts = dataclass_type.__module__.split(".")
     if parts[:2] == ["hf_finetune", "methods"] and len(parts) > 2:
-        return f"{parts[2].replace('_', '-')} method"
+        return f"{parts[-2].replace('_', '-')} method"
     return "command"
 
 

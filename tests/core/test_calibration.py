@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
-from hf_finetune.core.calibration import (
+from hf_finetune.methods.classify.calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
     Calibration,
@@ -20,8 +20,8 @@ from hf_finetune.core.calibration import (
     fold_temperature,
     with_probability_limit,
 )
-from hf_finetune.core.classification_report import CLASSIFIER_LIMITS
-from hf_finetune.core.lora import LoraArguments, apply_lora
+from hf_finetune.methods.classify.report import CLASSIFIER_LIMITS
+from hf_finetune.core.model.lora import LoraArguments, apply_lora
 
 
 def test_ece_equals_the_value_worked_out_by_hand():

@@ -14,15 +14,15 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 from transformers import TrainingArguments
 
-from hf_finetune.core import checkpoints
-from hf_finetune.core.checkpoints import (
+from hf_finetune.core.run import checkpoints
+from hf_finetune.core.run.checkpoints import (
     checkpoint_problem,
     newest_complete_checkpoint,
     write_failure,
 )
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.training import resolve_resume
-from hf_finetune.methods.head.train import main
+from hf_finetune.core.run.training import resolve_resume
+from hf_finetune.methods.classify.head.train import main
 from recipes.spam import DEFAULTS
 
 
@@ -94,7 +94,7 @@ def test_resume_from_an_incomplete_checkpoint_is_refused_before_the_data_loads(
     def loaded(*args, **kwargs):
         raise AssertionError("the data loaded: the broken checkpoint was found too late")
 
-    monkeypatch.setattr("hf_finetune.methods.head.train.load_classification_data", loaded)
+    monkeypatch.setattr("hf_finetune.methods.classify.head.train.load_classification_data", loaded)
     argv = ["--model_name_or_path", str(tiny_gpt2), "--dataset", str(sms_zip), "--output_dir", str(run_folder),
             "--resume_from_checkpoint", str(run_folder / "checkpoint-20")]  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:

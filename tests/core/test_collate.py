@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hf_finetune.core.collate import IGNORE_INDEX, padding_collator
-from hf_finetune.core.modeling import load_tokenizer
+from hf_finetune.core.data.collate import IGNORE_INDEX, padding_collator
+from hf_finetune.core.model.loading import load_tokenizer
 
 
 def test_pads_each_batch_to_its_own_longest_example_and_masks_by_position(gpt2_tokenizer_dir):

@@ -6,7 +6,7 @@ import pytest
 
 from hf_finetune.core.config import config_snapshot, parse_arguments
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.head.train import ARGUMENTS as CLASSIFICATION_ARGUMENTS
+from hf_finetune.methods.classify.head.train import ARGUMENTS as CLASSIFICATION_ARGUMENTS
 
 
 def parse(argv, defaults=None):

@@ -8,7 +8,7 @@ import pytest
 
 from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
-from hf_finetune.methods.head.train import main as head_main
+from hf_finetune.methods.classify.head.train import main as head_main
 from recipes.spam import DEFAULTS as SPAM_DEFAULTS
 
 # (flags, words the one error line must hold)
@@ -61,8 +61,8 @@ def nothing_loads(monkeypatch):
     def loaded(*args, **kwargs):
         raise AssertionError("data or a model loaded: the flag was checked too late")
 
-    monkeypatch.setattr("hf_finetune.core.classification_data.load_source", loaded)
-    monkeypatch.setattr("hf_finetune.core.run.load_tokenizer", loaded)
+    monkeypatch.setattr("hf_finetune.methods.classify.data.load_source", loaded)
+    monkeypatch.setattr("hf_finetune.core.run.skeleton.load_tokenizer", loaded)
 
 
 def refused(main, argv, capsys) -> str:

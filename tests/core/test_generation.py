@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from transformers import AutoModelForCausalLM
 
-from hf_finetune.core.generation import greedy_generate, prompt_room
-from hf_finetune.core.modeling import load_tokenizer
+from hf_finetune.core.model.generation import greedy_generate, prompt_room
+from hf_finetune.core.model.loading import load_tokenizer
 
 PROMPTS = ["The capital of France is", "Hi", "A much longer prompt that needs left padding in a batch of short ones"]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.leakage import (
+from hf_finetune.core.data.leakage import (
     NEAR_SIMILARITY,
     check_leakage,
     first_copies,

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BloomConfig, GPT2Config
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.modeling import (
+from hf_finetune.core.model.loading import (
     TrainablePolicy,
     apply_trainable_policy,
     count_parameters,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from hf_finetune.core.callbacks import NonFiniteGuard, NonFiniteLoss
+from hf_finetune.core.model.callbacks import NonFiniteGuard, NonFiniteLoss
 
 
 def model_with_gradients(poison: str | None = None) -> nn.Module:

@@ -13,18 +13,18 @@ from conftest import PROJECT
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from hf_finetune.core import precision
+from hf_finetune.core.model import precision
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.modeling import (
+from hf_finetune.core.model.loading import (
     TrainablePolicy,
     apply_trainable_policy,
     load_classifier,
     load_tokenizer,
     transformer_blocks,
 )
-from hf_finetune.core.preflight import prepare_training_args
+from hf_finetune.core.run.preflight import prepare_training_args
 from hf_finetune.methods.chat import train as chat_training
-from hf_finetune.methods.head import train as classification
+from hf_finetune.methods.classify.head import train as classification
 from hf_finetune.methods.instruction import train as instruction
 
 

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.head import train as classification
+from hf_finetune.methods.classify.head import train as classification
 
 
 def short_run(model, data, output, *extra) -> list[str]:

@@ -8,12 +8,12 @@ import datasets
 import pytest
 from transformers import TrainingArguments
 
-from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.reports import FINISHED_MARKER, atomic_write_json
-from hf_finetune.core.run import Method, run
-from hf_finetune.core.trainers import TargetLossTrainer
+from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
+from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.model.trainers import TargetLossTrainer
 
 TEXTS = ["one two three", "four five", "six seven eight nine", "ten"]
 

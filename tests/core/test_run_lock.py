@@ -16,9 +16,9 @@ import pytest
 from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.reports import FINISHED_MARKER
-from hf_finetune.core.run_lock import LOCK_NAME, RunLock, run_lock
-from hf_finetune.methods.head.train import main
+from hf_finetune.core.report.files import FINISHED_MARKER
+from hf_finetune.core.run.lock import LOCK_NAME, RunLock, run_lock
+from hf_finetune.methods.classify.head.train import main
 from recipes.spam import DEFAULTS
 
 HOST = socket.gethostname()
@@ -51,7 +51,7 @@ def run_spam(argv, capsys, monkeypatch) -> tuple[int, str, str]:
     def loaded(*args, **kwargs):
         raise AssertionError("the data loaded: the lock was checked too late")
 
-    monkeypatch.setattr("hf_finetune.methods.head.train.load_classification_data", loaded)
+    monkeypatch.setattr("hf_finetune.methods.classify.head.train.load_classification_data", loaded)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda args: main(args, defaults=DEFAULTS), argv)
     captured = capsys.readouterr()

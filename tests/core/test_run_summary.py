@@ -13,9 +13,9 @@ import pytest
 from conftest import PROJECT
 from test_run import CopyTextMethod, method_for
 
-from hf_finetune.core import reports
-from hf_finetune.core.reports import FINISHED_MARKER, atomic_write_text, plot_curves
-from hf_finetune.core.run import run
+from hf_finetune.core.report import files as reports
+from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_text, plot_curves
+from hf_finetune.core.run.skeleton import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,12 +15,12 @@ import pytest
 import yaml
 from transformers import TrainingArguments
 
-import hf_finetune.core.run as run_module
+import hf_finetune.core.run.skeleton as run_module
 from hf_finetune import classify
 from hf_finetune.core.config import parse_arguments
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.reports import FINISHED_MARKER, atomic_write_json
-from hf_finetune.core.seeds import copied_training_args, final_metrics, run_history
+from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
+from hf_finetune.core.run.seeds import copied_training_args, final_metrics, run_history
 from hf_finetune.recipes import instruction, spanish_chat
 
 COMMANDS = {

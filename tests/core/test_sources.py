@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.sources import REGISTRY, load_source
+from hf_finetune.core.data.sources import REGISTRY, load_source
 
 
 def label_counts(source) -> Counter:
@@ -195,7 +195,7 @@ def hub_at_closed_port(monkeypatch):
     import datasets
     from huggingface_hub import constants
 
-    from hf_finetune.core.download import hub_unreachable
+    from hf_finetune.core.data.download import hub_unreachable
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", CLOSED_PORT)
@@ -253,7 +253,7 @@ def test_a_hub_that_answers_is_reachable_whatever_it_answers(tmp_path, monkeypat
     """Users with a network keep the real loading: any answer, even 404 at the root of a mirror."""
     from huggingface_hub import constants
 
-    from hf_finetune.core.download import hub_unreachable
+    from hf_finetune.core.data.download import hub_unreachable
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with _Server(tmp_path / "absent") as server:  # every path answers 404

@@ -17,8 +17,8 @@ from transformers import pipeline
 
 from hf_finetune import classify
 from hf_finetune import predict as predict_tool
-from hf_finetune.methods.head.train import HeadMethod
-from hf_finetune.methods.label_token.train import LabelTokenMethod
+from hf_finetune.methods.classify.head.train import HeadMethod
+from hf_finetune.methods.classify.label_token.train import LabelTokenMethod
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,7 +13,7 @@ import pytest
 
 from hf_finetune import classify, compare
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.reports import FINISHED_MARKER
+from hf_finetune.core.report.files import FINISHED_MARKER
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RATES = {"lr-low": "1e-6", "lr-high": "5e-3"}

@@ -22,8 +22,8 @@ from safetensors import SafetensorError
 
 from hf_finetune.classify import main
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.reports import FINISHED_MARKER
-from hf_finetune.core.run_lock import LOCK_NAME
+from hf_finetune.core.report.files import FINISHED_MARKER
+from hf_finetune.core.run.lock import LOCK_NAME
 
 # Stands in for the classify command, but dies by SIGKILL half-way through writing checkpoint-4's optimizer.pt
 # (checkpoint-2 is complete by then).
@@ -237,7 +237,7 @@ def test_a_real_write_failure_during_a_checkpoint_gives_one_sentence(tiny_gpt2, 
 def test_a_full_disk_while_the_report_is_written_keeps_the_model_and_marks_nothing_finished(
     tiny_gpt2, small_csv, tmp_path, capsys, monkeypatch
 ):
-    from hf_finetune.core import reports
+    from hf_finetune.core.report import files as reports
 
     output = tmp_path / "run"
     real_write = reports.atomic_write_bytes

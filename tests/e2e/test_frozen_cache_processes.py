@@ -15,8 +15,8 @@ from conftest import PROJECT, run_command
 from transformers import AutoModelForSequenceClassification, GPT2Config, TrainingArguments
 
 from hf_finetune.core.config import RunArguments
-from hf_finetune.core.frozen_cache import plan_frozen_cache
-from hf_finetune.core.modeling import TrainablePolicy, apply_trainable_policy
+from hf_finetune.core.model.frozen_cache import plan_frozen_cache
+from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy
 
 SEQUENCES = [[(7 * i + j) % 50 + 1 for j in range(3 + i % 9)] for i in range(23)]
 

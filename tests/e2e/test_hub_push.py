@@ -274,7 +274,7 @@ def test_compare_cannot_push_three_models_to_one_repository(tmp_path):
 
 def test_the_card_command_is_the_one_a_user_typed_without_the_token():
     import hf_finetune.sft
-    from hf_finetune.core.hub import command_line
+    from hf_finetune.core.report.hub import command_line
 
     module_run = command_line([hf_finetune.sft.__file__, "--dataset", "rotten_tomatoes", "--hub_token", TOKEN])
     assert module_run == "python -m hf_finetune.sft --dataset rotten_tomatoes"

@@ -16,7 +16,7 @@ import pytest
 from conftest import PROJECT, run_command
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.modeling import load_causal_lm_weights, load_classifier, load_tokenizer
+from hf_finetune.core.model.loading import load_causal_lm_weights, load_classifier, load_tokenizer
 
 CLOSED_PORT = "http://127.0.0.1:9"  # the discard port: nothing listens there
 NO_NETWORK = dict(
@@ -30,7 +30,7 @@ ONE_PROCESS = "accelerate_configs/one_process.yaml"
 # left is the lookup that fails, which must not wait (a retried Hub file alone sleeps 23 s).
 TIMED_RECIPE = """
 import runpy, time
-import datasets, torch, transformers, hf_finetune.methods.head.train
+import datasets, torch, transformers, hf_finetune.methods.classify.head.train
 start = time.monotonic()
 try:
     runpy.run_path("recipes/spam.py", run_name="__main__")
@@ -99,7 +99,7 @@ def hub_unreachable_with_a_cache(tiny_gpt2, tmp_path, monkeypatch):
     """A Hub name that is in the local Hugging Face cache while the Hub itself refuses connections."""
     from huggingface_hub import constants
 
-    from hf_finetune.core.download import hub_unreachable
+    from hf_finetune.core.data.download import hub_unreachable
 
     commit = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--someone--tiny-gpt2"
@@ -116,7 +116,7 @@ def hub_unreachable_with_a_cache(tiny_gpt2, tmp_path, monkeypatch):
 
 
 def test_a_cached_hub_model_still_loads_when_the_hub_is_unreachable(hub_unreachable_with_a_cache):
-    from hf_finetune.core.download import hub_unreachable
+    from hf_finetune.core.data.download import hub_unreachable
 
     assert hub_unreachable().startswith(f"{CLOSED_PORT} cannot be reached (")
     started = time.monotonic()

@@ -22,7 +22,7 @@ import os
 import pytest
 
 from hf_finetune import generate, tiny
-from hf_finetune.core.saved_runs import is_adapter_run
+from hf_finetune.core.model.saved_runs import is_adapter_run
 from hf_finetune.methods.instruction.generate import generate_responses, load_generator
 from hf_finetune.methods.instruction.prompt import extract_response, format_example, format_prompt
 from hf_finetune.recipes import instruction, preference

@@ -34,11 +34,11 @@ from conftest import PROJECT, subprocess_env
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-import hf_finetune.core.run as run_module
+import hf_finetune.core.run.skeleton as run_module
 from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.chat.train import main as chat_main
-from hf_finetune.methods.head.train import main as head_main
+from hf_finetune.methods.classify.head.train import main as head_main
 from hf_finetune.methods.instruction.train import main as instruction_main
 from recipes import instruction as instruction_recipe
 from recipes import spam, spanish_chat

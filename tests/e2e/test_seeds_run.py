@@ -15,7 +15,7 @@ from conftest import PROJECT, run_command
 
 from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.reports import FINISHED_MARKER
+from hf_finetune.core.report.files import FINISHED_MARKER
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SEEDS = (1, 2)

@@ -9,7 +9,7 @@ import pytest
 from conftest import python_module
 
 from hf_finetune import sft
-from hf_finetune.core import precision
+from hf_finetune.core.model import precision
 from hf_finetune.core.errors import UserError, run_cli
 
 QUICK = ["--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--train_eval_samples", "16",

@@ -11,7 +11,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from hf_finetune.classify import main
 from hf_finetune.core.errors import run_cli
-from hf_finetune.methods.head.train import HeadMethod
+from hf_finetune.methods.classify.head.train import HeadMethod
 
 
 def test_a_head_without_a_linear_score_layer_is_refused_before_training(tmp_path, gpt2_tokenizer_dir, capsys, monkeypatch):
@@ -24,7 +24,7 @@ def test_a_head_without_a_linear_score_layer_is_refused_before_training(tmp_path
     data = tmp_path / "data.csv"
     data.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(30)), encoding="utf-8")
     monkeypatch.setattr(HeadMethod, "split_texts", lambda self: None)  # the leakage check is tested on its own
-    monkeypatch.setattr("hf_finetune.core.run.train_reliably", lambda *args, **kwargs: pytest.fail("it trained"))
+    monkeypatch.setattr("hf_finetune.core.run.skeleton.train_reliably", lambda *args, **kwargs: pytest.fail("it trained"))
     output = tmp_path / "run"
     argv = ["--model_name_or_path", str(model_folder), "--dataset", str(data), "--method", "head", "--calibrate",
             "--output_dir", str(output)]  # fmt: skip

@@ -252,7 +252,7 @@ def test_target_logits_loss_and_gradients_equal_the_full_logits_ones(tokenizer):
     import torch
     from transformers import DataCollatorForSeq2Seq
 
-    from hf_finetune.core.trainers import supports_target_logits, target_loss
+    from hf_finetune.core.model.trainers import supports_target_logits, target_loss
     from hf_finetune.tiny import build_model
 
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ import pytest
 
 from hf_finetune import classify, predict
 from hf_finetune.core.errors import run_cli
-from hf_finetune.methods.head.train import main as head_main
+from hf_finetune.methods.classify.head.train import main as head_main
 from recipes.spam import DEFAULTS as SPAM_DEFAULTS
 
 HAM = ["see you at six", "ok, on my way", "call me later", "lunch tomorrow?", "thanks, got it", "running late"]
@@ -482,7 +482,7 @@ def test_bad_input_stops_before_training_with_one_sentence(case, tmp_path, model
     def trained(*args, **kwargs):
         raise AssertionError("training started: the mistake was not caught")
 
-    monkeypatch.setattr("hf_finetune.core.run.train_reliably", trained)
+    monkeypatch.setattr("hf_finetune.core.run.skeleton.train_reliably", trained)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     entry, flags, message = case(inputs, model_copy)
@@ -511,7 +511,7 @@ def test_labels_1_and_2_are_two_classes_named_as_in_the_data(method, tmp_path, m
     def stop(*args, **kwargs):
         raise PlanSeen
 
-    monkeypatch.setattr("hf_finetune.core.run.train_reliably", stop)
+    monkeypatch.setattr("hf_finetune.core.run.skeleton.train_reliably", stop)
     rows = good_rows()
     rows["label"] = rows["label"].map({"ham": 1, "spam": 2})
     rows.to_csv(tmp_path / "numbers.csv", index=False)

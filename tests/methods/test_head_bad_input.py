@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from hf_finetune.core.errors import run_cli
-from hf_finetune.methods.head.train import main
+from hf_finetune.methods.classify.head.train import main
 from recipes.spam import DEFAULTS
 
 
@@ -196,7 +196,7 @@ def test_bad_input_gives_one_clear_sentence_before_the_model_loads(
     def model_loaded(*args, **kwargs):
         raise AssertionError("the model loaded: the mistake was found too late")
 
-    monkeypatch.setattr("hf_finetune.methods.head.train.load_classifier", model_loaded)
+    monkeypatch.setattr("hf_finetune.methods.classify.head.train.load_classifier", model_loaded)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     extra = (gpt2_tokenizer_dir,) if "tokenizer_dir" in case.__code__.co_varnames else ()

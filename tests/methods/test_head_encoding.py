@@ -5,8 +5,8 @@ from __future__ import annotations
 import datasets
 import pytest
 
-from hf_finetune.core.modeling import load_tokenizer
-from hf_finetune.methods.head.encoding import encode_for_head
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.methods.classify.head.encoding import encode_for_head
 
 
 def splits(texts: list[str]) -> datasets.DatasetDict:

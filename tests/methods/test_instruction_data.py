@@ -7,10 +7,10 @@ import json
 import datasets
 import pytest
 
-from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.modeling import load_tokenizer
-from hf_finetune.core.sources import SourceData, load_source
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.methods.instruction.data import Columns, prepare_instructions
 from hf_finetune.methods.instruction.encoding import (
     IGNORE_INDEX,

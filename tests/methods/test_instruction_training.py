@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from hf_finetune.core.collate import padding_collator
-from hf_finetune.core.modeling import load_tokenizer
-from hf_finetune.core.trainers import TargetLossTrainer
+from hf_finetune.core.data.collate import padding_collator
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.model.trainers import TargetLossTrainer
 from hf_finetune.methods.instruction.encoding import encode_example
 
 ENTRIES = [
@@ -45,7 +45,7 @@ def test_label_only_head_matches_the_full_model_loss(tmp_path, tiny_gpt2, mask_p
 
 
 def test_label_only_head_runs_through_lora_adapters(tmp_path, tiny_gpt2):
-    from hf_finetune.core.lora import LoraArguments, apply_lora
+    from hf_finetune.core.model.lora import LoraArguments, apply_lora
 
     tokenizer = load_tokenizer(str(tiny_gpt2))
     torch.manual_seed(0)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, TrainingArguments
 
-from hf_finetune.core.collate import IGNORE_INDEX, padding_collator
+from hf_finetune.core.data.collate import IGNORE_INDEX, padding_collator
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.modeling import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
-from hf_finetune.core.trainers import target_loss
-from hf_finetune.methods.label_token.encoding import encode_label_token, prompt_completion_dataset
-from hf_finetune.methods.label_token.scoring import LabelTokenTrainer, label_word_scores
-from hf_finetune.methods.label_token.words import resolve_label_words
+from hf_finetune.core.model.loading import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+from hf_finetune.core.model.trainers import target_loss
+from hf_finetune.methods.classify.label_token.encoding import encode_label_token, prompt_completion_dataset
+from hf_finetune.methods.classify.label_token.scoring import LabelTokenTrainer, label_word_scores
+from hf_finetune.methods.classify.label_token.words import resolve_label_words
 
 LABEL_NAMES = ["neg", "pos"]
 
@@ -185,7 +185,7 @@ def test_last_block_freezes_a_tied_head_and_trains_an_untied_one():
 
 
 def test_gradient_checkpointing_with_frozen_parameters_trains_the_last_block(tmp_path, tokenizer, tiny_gpt2, rt_train):
-    from hf_finetune.core.preflight import prepare_training_args
+    from hf_finetune.core.run.preflight import prepare_training_args
 
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
     apply_causal_lm_policy(model, TrainablePolicy.parse("last_block"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from hf_finetune.core.config import parse_arguments
-from hf_finetune.core.leakage import check_leakage
-from hf_finetune.core.sources import load_source
+from hf_finetune.core.data.leakage import check_leakage
+from hf_finetune.core.data.sources import load_source
 from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
 from hf_finetune.methods.chat.train import ARGUMENTS as CHAT_ARGUMENTS
 from hf_finetune.methods.chat.train import ChatMethod

@@ -15,7 +15,7 @@ from trl import DPOConfig
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.modeling import load_tokenizer
+from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.methods.instruction.encoding import prompt_ids
 from hf_finetune.methods.instruction.prompt import format_prompt
 from hf_finetune.methods.preference.arguments import INSTRUCTION_RUN, LOSS_TYPES
@@ -234,7 +234,7 @@ def test_bad_data_gives_one_sentence_before_the_model_loads(case, tmp_path, book
     def model_loaded(*args, **kwargs):
         raise AssertionError("the model loaded: the mistake was found too late")
 
-    monkeypatch.setattr("hf_finetune.core.run.load_causal_lm", model_loaded)
+    monkeypatch.setattr("hf_finetune.core.run.skeleton.load_causal_lm", model_loaded)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     flags, message = case(inputs, book_entries(book_json))

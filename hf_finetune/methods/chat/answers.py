@@ -10,9 +10,9 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.generation import greedy_generate
-from hf_finetune.core.modeling import load_tokenizer
-from hf_finetune.core.saved_runs import load_causal_lm_run, require_saved_run
+from hf_finetune.core.model.generation import greedy_generate
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.model.saved_runs import load_causal_lm_run, require_saved_run
 
 from .arguments import ChatArguments
 from .conversations import ASSISTANT, USER, ChatForm, Conversation, Turn

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import datasets
 
-from hf_finetune.core.collate import IGNORE_INDEX
+from hf_finetune.core.data.collate import IGNORE_INDEX
 
 from .conversations import ASSISTANT, ChatForm, Conversation, Turn
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from hf_finetune.core.leakage import leakage_markdown
-from hf_finetune.core.reports import atomic_write_json, atomic_write_text, markdown_table, plot_curves
+from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.report.files import atomic_write_json, atomic_write_text, markdown_table, plot_curves
 
 COMPARISON_REPORT = "comparison.md"
 METHOD_LEGENDS = {

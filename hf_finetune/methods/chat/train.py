@@ -20,16 +20,16 @@ from pathlib import Path
 
 from transformers import Trainer, TrainingArguments
 
-from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.leakage import first_copies
-from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import count_parameters, describe_model_source, fitted_max_length
-from hf_finetune.core.preflight import guard_output_dir, prepare_training_args
-from hf_finetune.core.run import Method, run
-from hf_finetune.core.run_lock import run_lock
-from hf_finetune.core.trainers import TargetLossTrainer, supports_target_logits
+from hf_finetune.core.data.leakage import first_copies
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.loading import count_parameters, describe_model_source, fitted_max_length
+from hf_finetune.core.run.preflight import guard_output_dir, prepare_training_args
+from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.run.lock import run_lock
+from hf_finetune.core.model.trainers import TargetLossTrainer, supports_target_logits
 
 from .answers import AnswerTracker, answer_questions, training_questions
 from .arguments import ChatArguments, sft_config_from

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datasets
 
-from hf_finetune.core.collate import IGNORE_INDEX
+from hf_finetune.core.data.collate import IGNORE_INDEX
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.tokenize_cache import map_once
+from hf_finetune.core.data.tokenize_cache import map_once
 
 from .prompt import format_request, response_header
 

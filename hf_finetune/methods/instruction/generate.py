@@ -9,9 +9,9 @@ from transformers import AutoConfig, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.generation import greedy_generate, prompt_room
-from hf_finetune.core.modeling import load_tokenizer, position_limit
-from hf_finetune.core.saved_runs import is_causal_lm_run, load_causal_lm_run, require_saved_run
+from hf_finetune.core.model.generation import greedy_generate, prompt_room
+from hf_finetune.core.model.loading import load_tokenizer, position_limit
+from hf_finetune.core.model.saved_runs import is_causal_lm_run, load_causal_lm_run, require_saved_run
 
 from .encoding import prompt_ids
 from .prompt import extract_response, format_prompt

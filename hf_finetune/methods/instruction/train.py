@@ -15,15 +15,15 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.callbacks import EvaluateAtEpochEnd
-from hf_finetune.core.collate import padding_collator
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import describe_model_source, fitted_max_length
-from hf_finetune.core.reports import history_from_log
-from hf_finetune.core.run import Method, run
-from hf_finetune.core.trainers import TargetLossTrainer, train_and_eval_datasets
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.report.files import history_from_log
+from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.model.trainers import TargetLossTrainer, train_and_eval_datasets
 
 from .arguments import InstructionArguments
 from .card import instruction_card

@@ -9,7 +9,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.config import training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.sources import check_dataset_url
+from hf_finetune.core.data.sources import check_dataset_url
 from hf_finetune.methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS
 
 from .data import PairColumns

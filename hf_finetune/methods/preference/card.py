@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
+from hf_finetune.core.report.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
 from hf_finetune.methods.instruction.prompt import format_prompt
 
 from .data import PreferenceData

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from hf_finetune.core.leakage import leakage_markdown
-from hf_finetune.core.reports import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
+from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.report.files import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
 from hf_finetune.methods.instruction.generate import generate_responses
 from hf_finetune.methods.instruction.judge import judge_responses
 from hf_finetune.methods.instruction.prompt import format_request

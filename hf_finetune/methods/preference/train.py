@@ -16,12 +16,12 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.lora import LoraArguments
-from hf_finetune.core.modeling import describe_model_source, fitted_max_length
-from hf_finetune.core.run import Method, run
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.run.skeleton import Method, run
 
 from .arguments import INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
 from .card import preference_card

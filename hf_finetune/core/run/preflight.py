@@ -1,0 +1,88 @@
+"""Before anything loads: checks and settings every run needs, so a bad flag or a finished run
+in the output folder costs seconds, not a loaded model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments, set_seed
+
+from hf_finetune.core.config import accelerator_available
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.model.precision import check_precision
+from hf_finetune.core.report.files import FINISHED_MARKER
+
+
+def guard_output_dir(output_dir: str, overwrite: bool) -> None:
+    """Refuse to replace the results of a finished run unless asked to (run_lock has already
+    refused a folder the run could not write in)."""
+    finished = Path(output_dir) / FINISHED_MARKER
+    if finished.exists() and not overwrite:
+        raise UserError(
+            f"--output_dir: {output_dir} holds a finished run ({FINISHED_MARKER}); pass --overwrite_output_dir "
+            f"to replace it, or choose another folder."
+        )
+
+
+def prepare_training_args(args: TrainingArguments) -> None:
+    """Settings every recipe wants whatever the user passed. Call it before loading the model:
+    it seeds the RNGs, so that new weights (a classification head) are the same in every run."""
+    set_seed(args.seed)
+    if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
+        # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
+        # transformers 5 reads activation_checkpointing_kwargs; gradient_* is its deprecated mirror.
+        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+        if hasattr(args, "activation_checkpointing_kwargs"):
+            args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs
+    if not torch.cuda.is_available():
+        args.dataloader_pin_memory = False  # pinning only helps copies to an accelerator
+    if args.ddp_find_unused_parameters is None:
+        # DDP only tracks parameters that require grad, and every trainable one (any --trainable
+        # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
+        args.ddp_find_unused_parameters = False
+    check_precision(args)
+    check_report_to(args)
+    check_fsdp_device()
+
+
+# accelerate (1.15) switches FSDP on for accelerator devices only. Tests that make it honour FSDP
+# on CPU, to exercise the FSDP2 code paths without a GPU, turn this off.
+FSDP_NEEDS_ACCELERATOR = True
+
+
+def check_fsdp_device() -> None:
+    requested = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
+    if requested and FSDP_NEEDS_ACCELERATOR and not accelerator_available():
+        raise UserError(
+            "FSDP (an accelerate config with distributed_type: FSDP) needs GPUs: without one, accelerate would "
+            "silently train as plain DDP, or fail loading the model on rank 1; use accelerate_configs/cpu.yaml here."
+        )
+
+
+# Packages whose pip name differs from the --report_to value.
+REPORT_TO_PACKAGES = {"tensorboard": "tensorboard", "azure_ml": "azureml-core", "neptune": "neptune", "flyte": "flytekit"}
+
+
+def check_report_to(args: TrainingArguments) -> None:
+    """Fail before any data or model is loaded when a --report_to backend cannot run.
+
+    Trainer checks only when it is built, after data and model loading, with a traceback."""
+    from transformers.integrations import get_reporting_integration_callbacks
+
+    for name in args.report_to or []:
+        try:
+            [callback] = get_reporting_integration_callbacks([name])
+        except ValueError:
+            raise UserError(
+                f"--report_to: '{name}' is not a logging backend Trainer offers; use tensorboard, trackio, wandb, "
+                f"another Trainer integration, or none."
+            ) from None
+        try:
+            callback()  # the integrations check their package here
+        except (RuntimeError, ImportError):
+            package = REPORT_TO_PACKAGES.get(name, name)
+            raise UserError(
+                f"--report_to {name}: the {package} package is not installed; `pip install {package}`, or drop the flag."
+            ) from None

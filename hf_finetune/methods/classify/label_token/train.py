@@ -1,0 +1,166 @@
+"""The label-token method: text/label data -> label words -> causal LM -> Trainer -> results.
+
+The LM keeps its head and learns to write the class's label word after `text + separator`; the
+loss is on the label word's tokens only, and the LM head runs only there. Evaluation scores
+every label word after each text (never full-vocabulary logits over the eval set), so accuracy
+compares the label words, and format adherence says how often the unconstrained next token is
+one. Same run folder as the head method, plus `label_token.json` (the label words, their token
+ids, the separator and the text budget), which `hf_finetune.predict` needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hf_finetune.methods.classify.calibration import Calibration, CalibrationArguments, calibration_headline
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
+from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
+from hf_finetune.core.data.collate import padding_collator
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.files import atomic_write_json, markdown_table
+from hf_finetune.core.run.skeleton import Method
+from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
+from hf_finetune.core.data.tokenize_cache import context_length
+from hf_finetune.core.model.trainers import train_and_eval_datasets
+
+from .card import label_token_card
+from .encoding import encode_label_token
+from .predict import LABEL_TOKEN_FILE, TEMPERATURE_KEY
+from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
+from .words import resolve_label_words, text_budget
+
+CLASSIFIER_METHODS = ("label-token", "head")
+
+
+@dataclass
+class LabelTokenArguments:
+    method: str = field(
+        default="label-token",
+        metadata={
+            "help": "'label-token': the LM writes a label word after the text; 'head': a class head read at the "
+            "last real token (the spam recipe's method)."
+        },
+    )
+    label_words: str | None = field(
+        default=None,
+        metadata={"help": "Comma-separated word per class, in class order (default: the class names, e.g. neg,pos)."},
+    )
+    separator: str | None = field(
+        default=None, metadata={"help": "Text between the text and the label word (default: the end-of-text token)."}
+    )
+
+    def __post_init__(self):
+        self.method = self.method.replace("_", "-")  # label_token, as the package is named, is meant too
+        if self.method not in CLASSIFIER_METHODS:
+            raise UserError(f"--method: '{self.method}' is not a method; use {' or '.join(CLASSIFIER_METHODS)}.")
+
+
+class LabelTokenMethod(Method):
+    description = "label-token (text + separator + label word; loss and LM head on the label word only)"
+
+    def __init__(self, model_args, data_args: DataArguments, method_args: LabelTokenArguments, run_args,
+                 training_args, lora_args=None, calibration_args: CalibrationArguments | None = None):  # fmt: skip
+        calibration_args = calibration_args or CalibrationArguments()
+        super().__init__(model_args, run_args, training_args, lora_args,
+                         options=(data_args, method_args, calibration_args))  # fmt: skip
+        self.data_args, self.method_args, self.calibration_args = data_args, method_args, calibration_args
+
+    def load_data(self) -> None:
+        self.data = load_classification_data(self.data_args, self.training_args)
+
+    def split_texts(self) -> dict[str, list[str]]:
+        return self.data.split_texts()
+
+    def split_labels(self) -> dict[str, list[str]]:
+        return self.data.split_labels()
+
+    def load_model(self, tokenizer):
+        # Checked before the model loads: the words must tokenize apart and not merge with the separator.
+        self.label_words = resolve_label_words(
+            tokenizer, self.data.label_names, self.method_args.label_words, self.method_args.separator
+        )
+        return super().load_model(tokenizer)
+
+    def encode(self, tokenizer, model) -> None:
+        self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
+        self.encoded, self.truncated = encode_label_token(self.data.splits, tokenizer, self.label_words, self.max_length)
+
+    def frozen_cache_sequences(self) -> list[list[int]]:
+        return scored_sequences(self.encoded, self.label_words)
+
+    def plan(self) -> dict[str, object]:
+        words = self.label_words
+        return {
+            "data": "; ".join(self.data.notes),
+            "sizes": ", ".join(f"{k} {v}" for k, v in self.data.sizes().items()),
+            "label words": ", ".join(
+                f"{name} -> {word!r} {ids}" for name, word, ids in zip(self.data.label_names, words.words, words.token_ids)
+            ),
+            "separator": f"{words.separator!r} {words.separator_ids}",
+            "max length": f"{self.max_length} tokens, text up to {text_budget(self.max_length, words)} "
+            f"({self.truncated} texts truncated)",
+        }
+
+    def build_trainer(self, model, tokenizer):
+        # The evaluation needs the class id and the prefix length, which are not model inputs.
+        self.training_args.remove_unused_columns = False
+        return LabelTokenTrainer(
+            model=model,
+            args=self.training_args,
+            **train_and_eval_datasets(self.encoded, self.data_args.train_eval_samples, self.training_args.seed),
+            processing_class=tokenizer,
+            data_collator=padding_collator(tokenizer),
+            compute_metrics=lambda prediction: label_token_metrics(prediction, self.label_words, self.data.label_names),
+            callbacks=[EvaluateAtEpochEnd()],
+            label_words=self.label_words,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+
+    def evaluate(self, trainer, train_result, results: dict) -> dict:
+        def class_scores(predictions):
+            return predictions[0]
+
+        metrics, _, outputs = evaluate_splits(trainer, self.encoded, self.data.label_names, class_scores)
+        self.calibration = Calibration.of_outputs(outputs, class_scores, self.calibration_args.calibrate)
+        results = {**results, **metrics, **self.calibration.results()}
+        for split, output in outputs.items():
+            prefix = SPLIT_PREFIX[split]
+            results[f"{prefix}_format_adherence"] = format_adherence(output.predictions[1], self.label_words)
+            # train_loss is Trainer's mean loss while training, in every method: the training split's
+            # loss measured now goes by another name.
+            results["train_split_loss" if split == "train" else f"{prefix}_loss"] = output.metrics[f"{prefix}_loss"]
+        return results
+
+    def write_results(self, trainer, results: dict, config: dict) -> None:
+        folder = Path(self.training_args.output_dir)
+        atomic_write_json(
+            folder / LABEL_TOKEN_FILE,
+            {**self.label_words.to_dict(), "label_names": self.data.label_names, "max_length": self.max_length,
+             TEMPERATURE_KEY: self.calibration.temperature or 1.0},  # predict divides the scores by it
+        )  # fmt: skip
+        adherence = (
+            "## Format adherence\n\nHow often the unconstrained next token after the separator is (the first "
+            "token of) a label word; accuracy compares the label words' scores only.\n\n"
+            + markdown_table(
+                ["split", "format adherence"],
+                [[split, results[f"{SPLIT_PREFIX[split]}_format_adherence"]] for split in SPLITS],
+            )
+        )
+        title = (f"{self.model_args.model_name_or_path} on {self.data_args.dataset}, label-token method "
+                 f"(label words: {', '.join(self.label_words.words)})")  # fmt: skip
+        calibration = self.calibration.write_section(folder, results)
+        write_classification_results(folder, results, trainer.state.log_history, self.data,
+                                     self.calibration.probabilities("test"), config, title,
+                                     extra_sections=(adherence, calibration))  # fmt: skip
+
+    def headline(self, results: dict) -> dict[str, str]:
+        return {**classifier_headline(results, self.data.label_names),
+                "test format adherence": f"{results['test_format_adherence']:.4f}",
+                **calibration_headline(results)}  # fmt: skip
+
+    def card(self, trainer, results: dict) -> str:
+        return label_token_card(
+            self.model_args.model_name_or_path, self.data, results, self.label_words, results["trainable"], trainer.args
+        )
