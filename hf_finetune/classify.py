@@ -16,7 +16,8 @@ from transformers import TrainingArguments
 
 from hf_finetune.methods.classify.calibration import CalibrationArguments
 from hf_finetune.methods.classify.data import DataArguments
-from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
+from hf_finetune.core.arguments import ModelArguments, RunArguments
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.run.skeleton import run

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> object:
     if name not in COMMANDS:
         raise UserError(f"'{name}' is not a command; use one of {', '.join(COMMANDS)} (hf-finetune --help).")
     command = importlib.import_module(COMMANDS[name].module)
-    from hf_finetune.core.config import command_help  # imports transformers: not for the overview
+    from hf_finetune.core.help import command_help  # imports transformers: not for the overview
 
     with command_help(prog=f"hf-finetune {name}"):
         return command.main(rest)

@@ -22,7 +22,8 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.methods.classify.report import TEST_PREDICTIONS
-from hf_finetune.core.config import ToolParser, check_writable_folder
+from hf_finetune.core.checks import check_writable_folder
+from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text, markdown_table, plot_curves
 from hf_finetune.core.model.saved_runs import require_saved_run

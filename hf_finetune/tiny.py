@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
-from hf_finetune.core.config import ToolParser
+from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import count_parameters, load_tokenizer
 

@@ -16,7 +16,7 @@ outputs/instruction gets report.md, test_responses.json and the model.
 
 from __future__ import annotations
 
-from hf_finetune.core.config import command_help
+from hf_finetune.core.help import command_help
 from hf_finetune.methods.instruction import train
 
 DEFAULTS = dict(

@@ -15,7 +15,7 @@ outputs/preference/report.md (docs/preference.md).
 
 from __future__ import annotations
 
-from hf_finetune.core.config import command_help
+from hf_finetune.core.help import command_help
 from hf_finetune.methods.preference import train
 from hf_finetune.methods.preference.arguments import INSTRUCTION_RUN
 

@@ -14,7 +14,7 @@ all_results.json, plots and a model `pipeline("text-classification")` loads.
 
 from __future__ import annotations
 
-from hf_finetune.core.config import command_help
+from hf_finetune.core.help import command_help
 from hf_finetune.methods.classify.head import train
 
 DEFAULTS = dict(

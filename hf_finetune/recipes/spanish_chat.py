@@ -15,7 +15,7 @@ and held-out questions), loss.png and the model(s).
 
 from __future__ import annotations
 
-from hf_finetune.core.config import command_help
+from hf_finetune.core.help import command_help
 from hf_finetune.methods.chat import train
 from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
 

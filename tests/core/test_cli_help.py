@@ -13,7 +13,7 @@ import pytest
 from transformers import TrainingArguments
 
 from hf_finetune import chat_answer, classify, cli, compare, generate, predict, sft, tiny
-from hf_finetune.core.config import parse_arguments
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.classify.head.train import ARGUMENTS as HEAD_ARGUMENTS
 from recipes import instruction, preference, spam, spanish_chat

@@ -94,7 +94,7 @@ def test_the_spam_recipe_refuses_zero_epochs_before_anything_loads(tmp_path, not
 
 
 def test_max_steps_makes_zero_epochs_fine(tmp_path):
-    from hf_finetune.core.config import parse_arguments
+    from hf_finetune.core.parsing import parse_arguments
 
     args = parse_arguments(
         classify.ARGUMENTS, ["--output_dir", str(tmp_path), "--num_train_epochs", "0", "--max_steps", "3"]
@@ -142,7 +142,7 @@ def test_an_output_dir_nobody_can_write_is_refused(nothing_loads, capsys):
 
 
 def test_the_write_check_leaves_no_file_behind(tmp_path):
-    from hf_finetune.core.config import check_writable_folder
+    from hf_finetune.core.checks import check_writable_folder
 
     check_writable_folder(tmp_path / "new" / "run", "--output_dir")
     assert list(tmp_path.iterdir()) == []

@@ -17,7 +17,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from hf_finetune.core.config import RunArguments
+from hf_finetune.core.arguments import RunArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.frozen_cache import FrozenPrefix, check_cache_arguments, plan_frozen_cache
 from hf_finetune.core.model.loading import TrainablePolicy, apply_causal_lm_policy, apply_trainable_policy

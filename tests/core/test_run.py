@@ -9,7 +9,7 @@ import pytest
 from transformers import TrainingArguments
 
 from hf_finetune.core.data.collate import padding_collator
-from hf_finetune.core.config import ModelArguments, RunArguments
+from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 from hf_finetune.core.run.skeleton import Method, run

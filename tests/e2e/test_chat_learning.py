@@ -99,7 +99,7 @@ def test_compare_writes_one_table_with_three_measured_rows(tiny_bloom, tmp_path)
     assert sum(line.startswith(("| copy_labels |", "| masked |", "| completion_only |")) for line in table.splitlines()) == 3
     assert (output / "loss.png").is_file() and (output / "loss.pdf").is_file()
     # The run's config.yaml reruns it: special_tokens and max_new_tokens are kept despite their names.
-    from hf_finetune.core.config import parse_arguments
+    from hf_finetune.core.parsing import parse_arguments
     from hf_finetune.methods.chat.train import ARGUMENTS as CHAT_ARGUMENTS
 
     _, chat_args, _, training_args, _ = parse_arguments(CHAT_ARGUMENTS, ["--config", str(output / "config.yaml")])

@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from conftest import PROJECT, run_command
 from transformers import AutoModelForSequenceClassification, GPT2Config, TrainingArguments
 
-from hf_finetune.core.config import RunArguments
+from hf_finetune.core.arguments import RunArguments
 from hf_finetune.core.model.frozen_cache import plan_frozen_cache
 from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy
 

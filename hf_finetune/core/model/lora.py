@@ -11,6 +11,8 @@ classifier's config.json); saved_runs.py, predict, generate and chat_answer load
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass, field
 
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
@@ -22,6 +24,8 @@ from hf_finetune.core.model.loading import is_sequence_classifier
 
 @dataclass
 class LoraArguments:
+    help_section: ClassVar[str] = "LoRA"
+
     use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of --trainable's layers."})
     lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA update matrices."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update times alpha / r."})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.config import check_writable_folder
+from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.errors import UserError
 
 LOCK_NAME = "_run.lock"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments, set_seed
 
-from hf_finetune.core.config import accelerator_available
+from hf_finetune.core.model.device import accelerator_available
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.precision import check_precision
 from hf_finetune.core.report.files import FINISHED_MARKER

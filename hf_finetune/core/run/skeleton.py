@@ -21,7 +21,8 @@ import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from hf_finetune.core.run.checkpoints import write_failure
-from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot
+from hf_finetune.core.arguments import ModelArguments, RunArguments
+from hf_finetune.core.config_file import config_snapshot
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.frozen_cache import check_cache_arguments, plan_frozen_cache
 from hf_finetune.core.report.hub import defer_push_to_end, prepare_hub_push, push_run, repo_creation_reported

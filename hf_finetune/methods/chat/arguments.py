@@ -3,11 +3,13 @@ and the SFTConfig its completion_only method trains with."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.config import training_args_as
+from hf_finetune.core.arguments import training_args_as
 from hf_finetune.core.errors import UserError
 
 from .conversations import ChatForm, Conversation
@@ -18,6 +20,8 @@ COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 
 @dataclass
 class ChatArguments:
+    help_section: ClassVar[str] = "chat method"
+
     method: str = field(
         default="masked",
         metadata={"help": "copy_labels (learn the whole text), masked (the answers only) or completion_only (TRL)."},

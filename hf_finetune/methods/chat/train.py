@@ -21,7 +21,9 @@ from pathlib import Path
 from transformers import Trainer, TrainingArguments
 
 from hf_finetune.core.data.collate import padding_collator
-from hf_finetune.core.config import ModelArguments, RunArguments, config_snapshot, parse_arguments, training_args_as
+from hf_finetune.core.arguments import ModelArguments, RunArguments, training_args_as
+from hf_finetune.core.config_file import config_snapshot
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.model.lora import LoraArguments

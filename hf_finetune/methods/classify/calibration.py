@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,8 @@ RELIABILITY_PLOT = "reliability"
 
 @dataclass
 class CalibrationArguments:
+    help_section: ClassVar[str] = "training"
+
     calibrate: bool = field(
         default=False,
         metadata={

@@ -8,6 +8,8 @@ one), else the row counted from 1.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,6 +26,8 @@ from hf_finetune.core.data.splits import SPLITS, balance_classes, parse_fraction
 
 @dataclass
 class DataArguments:
+    help_section: ClassVar[str] = "data"
+
     dataset: str = field(
         default="sms_spam",
         metadata={

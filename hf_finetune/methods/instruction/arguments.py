@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass, field
 
 from hf_finetune.core.errors import UserError
@@ -12,6 +14,8 @@ from .generate import DEFAULT_MAX_NEW_TOKENS
 
 @dataclass
 class InstructionArguments:
+    help_section: ClassVar[str] = "instruction method"
+
     dataset: str = field(
         default="instruction_data",
         metadata={

@@ -3,11 +3,13 @@ and the DPOConfig it trains with."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.config import training_args_as
+from hf_finetune.core.arguments import training_args_as
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.sources import check_dataset_url
 from hf_finetune.methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS
@@ -25,6 +27,8 @@ INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves
 
 @dataclass
 class PreferenceArguments:
+    help_section: ClassVar[str] = "preference method"
+
     dataset: str = field(
         default="preference_data",
         metadata={

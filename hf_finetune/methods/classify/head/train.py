@@ -29,7 +29,8 @@ from hf_finetune.methods.classify.report import (
     evaluate_splits,
     write_classification_results,
 )
-from hf_finetune.core.config import ModelArguments, RunArguments, parse_arguments
+from hf_finetune.core.arguments import ModelArguments, RunArguments
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.loading import load_classifier

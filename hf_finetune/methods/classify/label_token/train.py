@@ -10,6 +10,8 @@ ids, the separator and the text budget), which `hf_finetune.predict` needs.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,8 @@ CLASSIFIER_METHODS = ("label-token", "head")
 
 @dataclass
 class LabelTokenArguments:
+    help_section: ClassVar[str] = "label-token method"
+
     method: str = field(
         default="label-token",
         metadata={

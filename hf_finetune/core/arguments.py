@@ -1,0 +1,74 @@
+"""The flags every training command shares, beside TrainingArguments': the model and the run.
+
+Each argument dataclass of the project names its `--help` section (`help_section`, and
+`flag_sections` for a flag that belongs elsewhere); `rare_flags` are listed by --help-all only.
+A method's own dataclass (next to its train.py) does the same, so the help code imports no method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import ClassVar
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class ModelArguments:
+    help_section: ClassVar[str] = "model"
+
+    model_name_or_path: str = field(
+        default="gpt2",
+        metadata={"help": "Hub id or local folder of a causal LM (GPT-2, Bloom, Llama, ...)."},
+    )
+    trainable: str = field(
+        default="last_block",
+        metadata={
+            "help": "What trains: last_block (last block, final norm, head), head, last_blocks:N or all."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Let model code from the Hub run."}
+    )
+
+
+@dataclass
+class RunArguments:
+    help_section: ClassVar[str] = "training"
+    flag_sections: ClassVar[dict[str, str]] = {"traceback": "logging"}
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_frozen_dtype", "cache_frozen_max_gb"})
+
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a finished run in --output_dir."}
+    )
+    skip_nonfinite_batches: bool = field(
+        default=False,
+        metadata={"help": "Skip and log a NaN/inf batch instead of stopping."},
+    )
+    cache_frozen: bool = field(
+        default=True,
+        metadata={"help": "Frozen layers run once per text (no dropout)."},
+    )
+    cache_frozen_dtype: str = field(
+        default="auto",
+        metadata={"help": "dtype of the frozen layers' cached output: auto (the training precision), float32, "
+                  "bfloat16 or float16."},  # fmt: skip
+    )
+    cache_frozen_max_gb: float | None = field(
+        default=None,
+        metadata={"help": "Most gigabytes the cache may take per process (default: half the free memory, shared "
+                  "between the processes); a larger cache is not built and training runs the whole model."},  # fmt: skip
+    )
+    seeds: str | None = field(
+        default=None,
+        metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md."},
+    )
+    # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
+    traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
+
+
+def training_args_as(config_class: type[TrainingArguments], args: TrainingArguments, **changes) -> TrainingArguments:
+    """`args` as another TrainingArguments class (TRL's SFTConfig, ...) with exactly the user's
+    values, not that class's own defaults; `changes` set its own fields or replace values."""
+    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init and not f.name.startswith("_")}
+    return config_class(**{**values, **changes})

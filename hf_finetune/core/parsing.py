@@ -1,0 +1,101 @@
+"""How a command reads its flags: the recipe's defaults, then `--config FILE.yaml`, then the
+command line, into the argument dataclasses; argparse's own mistakes become one sentence."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from transformers import HfArgumentParser, TrainingArguments
+
+from hf_finetune.core.checks import check_training_values
+from hf_finetune.core.config_file import config_file_argv
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.help import (
+    HELP_EPILOG,
+    HelpFormatter,
+    ShowEveryFlag,
+    _CommandHelp,
+    _command_help,
+    arrange_in_sections,
+    command_prog,
+    module_prog,
+)
+from hf_finetune.core.model.device import cpu_processes_without_accelerator
+
+
+class ToolParser(argparse.ArgumentParser):
+    """The small tools' parser: defaults shown, `--help-all` accepted like `--help`, and argparse's
+    own mistakes (a missing argument, a bad number) as one sentence, not usage + exit."""
+
+    def __init__(self, prog: str, description: str | None = None):
+        super().__init__(prog=command_prog(prog), description=description, formatter_class=HelpFormatter,
+                         add_help=False)  # fmt: skip
+        self.add_argument("-h", "--help", "--help-all", action="help", help="show this help and exit")
+
+    def error(self, message: str):
+        # "argument --max_new_tokens: invalid int value: 'x'" -> "--max_new_tokens: invalid int value: 'x'"
+        raise UserError(f"{re.sub(r'^argument ', '', message)}; see --help.")
+
+
+class ArgumentParser(HfArgumentParser):
+    """The dataclasses' flags in help sections, and argparse's own mistakes (a bad number, a bad
+    choice) as one sentence, not usage + exit."""
+
+    def __init__(self, dataclass_types: Sequence[type], **kwargs):
+        super().__init__(list(dataclass_types), formatter_class=HelpFormatter, usage="%(prog)s [--flag VALUE ...]",
+                         epilog=HELP_EPILOG, **kwargs)  # fmt: skip
+        self.add_argument("--help-all", action=ShowEveryFlag, help="show every flag and exit")
+        self.hidden_help = arrange_in_sections(self, self.dataclass_types)
+
+    def error(self, message: str):
+        # "argument --learning_rate/--learning-rate: invalid float value: 'abc'" -> "--learning_rate: ..."
+        message = re.sub(r"^argument (--[\w.]+)(/--[\w.-]+)*", r"\1", message)
+        raise UserError(f"{message.rstrip('.')}; see --help.")
+
+
+def parse_arguments(
+    dataclass_types: Sequence[type],
+    argv: Sequence[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> tuple:
+    """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_help.get() or _CommandHelp()
+    prog, description = command.prog or module_prog(), command.description or description
+    parser = ArgumentParser(dataclass_types, prog=prog, description=description)
+    known = {item.name for dataclass_type in dataclass_types for item in fields(dataclass_type)}
+    defaults = dict(defaults or {})
+    unknown = set(defaults) - known
+    if unknown:
+        raise ValueError(f"recipe defaults name unknown flags: {sorted(unknown)}")
+    if TrainingArguments in dataclass_types:
+        defaults = {**cpu_processes_without_accelerator(), **defaults}
+    parser.set_defaults(**defaults)
+    argv, from_file = config_file_argv(argv, known)
+    try:
+        try:
+            parsed = parser.parse_args_into_dataclasses(args=argv)
+        except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
+            message = " ".join(str(error).split())
+            if message.startswith("Some specified arguments are not used"):
+                unknown = [token for token in argv if token.startswith("--") and token in message]
+                raise UserError(f"unknown flag(s): {', '.join(unknown) or message}; see --help.") from None
+            # Name the fields the user set as the flags they typed: "fp16 and bf16" -> "--fp16 and --bf16".
+            for name in {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")} & known:
+                message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", f"--{name}", message)
+            raise UserError(f"conflicting or invalid flags: {message.rstrip('.')}.") from None
+        for item in parsed:
+            if isinstance(item, TrainingArguments):
+                check_training_values(item)
+    except UserError as error:
+        flag = re.match(r"--\w+", str(error))
+        if flag and flag[0] in from_file:
+            raise UserError(f"{str(error).rstrip('.')} (set in --config {from_file[flag[0]]}).") from None
+        raise
+    return parsed
