@@ -20,7 +20,8 @@ from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrain
 
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.loading import count_parameters, load_tokenizer
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.model.trainable import count_parameters
 
 # (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
 SHAPES = {

@@ -62,7 +62,7 @@ def nothing_loads(monkeypatch):
         raise AssertionError("data or a model loaded: the flag was checked too late")
 
     monkeypatch.setattr("hf_finetune.methods.classify.data.load_source", loaded)
-    monkeypatch.setattr("hf_finetune.core.run.skeleton.load_tokenizer", loaded)
+    monkeypatch.setattr("hf_finetune.core.run.method.load_tokenizer", loaded)
 
 
 def refused(main, argv, capsys) -> str:

@@ -20,7 +20,7 @@ from transformers import (
 from hf_finetune.core.arguments import RunArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.frozen_cache import FrozenPrefix, check_cache_arguments, plan_frozen_cache
-from hf_finetune.core.model.loading import TrainablePolicy, apply_causal_lm_policy, apply_trainable_policy
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_causal_lm_policy, apply_trainable_policy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -8,15 +8,13 @@ from transformers import AutoModelForSequenceClassification, BloomConfig, GPT2Co
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import (
-    TrainablePolicy,
-    apply_trainable_policy,
-    count_parameters,
     describe_model_source,
     fitted_max_length,
     load_causal_lm,
     load_classifier,
     load_tokenizer,
 )
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy, count_parameters
 
 
 def gpt2_classifier(layers=3):

@@ -15,14 +15,9 @@ from transformers import AutoModelForCausalLM, TrainingArguments
 
 from hf_finetune.core.model import precision
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.loading import (
-    TrainablePolicy,
-    apply_trainable_policy,
-    load_classifier,
-    load_tokenizer,
-    transformer_blocks,
-)
-from hf_finetune.core.run.preflight import prepare_training_args
+from hf_finetune.core.model.loading import load_classifier, load_tokenizer
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy, transformer_blocks
+from hf_finetune.core.run.preflight import settle_training_args
 from hf_finetune.methods.chat import train as chat_training
 from hf_finetune.methods.classify.head import train as classification
 from hf_finetune.methods.instruction import train as instruction
@@ -119,7 +114,7 @@ def frozen_body_gradients(model_dir, checkpointing_kwargs):
 
 def test_checkpointing_with_frozen_body_gives_the_trainable_block_its_gradients(tiny_gpt2):
     args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none", activation_checkpointing=True)
-    prepare_training_args(args)  # what every recipe does: non-reentrant checkpointing
+    settle_training_args(args)  # what every recipe does: non-reentrant checkpointing
     assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
     checkpointed = frozen_body_gradients(tiny_gpt2, args.activation_checkpointing_kwargs)
     plain = frozen_body_gradients(tiny_gpt2, None)

@@ -12,7 +12,8 @@ from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
-from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
 from hf_finetune.core.model.trainers import TargetLossTrainer
 
 TEXTS = ["one two three", "four five", "six seven eight nine", "ten"]

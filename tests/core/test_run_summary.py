@@ -14,7 +14,8 @@ from conftest import PROJECT
 from test_run import CopyTextMethod, method_for
 
 from hf_finetune.core.report import files as reports
-from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_text, plot_curves
+from hf_finetune.core.report.curves import plot_curves
+from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_text
 from hf_finetune.core.run.skeleton import run
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, GPT2Config, Trainin
 
 from hf_finetune.core.arguments import RunArguments
 from hf_finetune.core.model.frozen_cache import plan_frozen_cache
-from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy
 
 SEQUENCES = [[(7 * i + j) % 50 + 1 for j in range(3 + i % 9)] for i in range(23)]
 

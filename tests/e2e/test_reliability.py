@@ -368,11 +368,9 @@ def test_skip_nonfinite_batches_skips_the_nan_batch_logs_its_step_and_finishes(
             "no",
         ],
     )
-    stdout = capsys.readouterr().out
-    assert (
-        "warning: step 5 had a non-finite loss or gradient; its batch was skipped"
-        in stdout
-    )
+    captured = capsys.readouterr()
+    stdout = captured.out
+    assert "warning: step 5 had a non-finite loss or gradient; its batch was skipped" in captured.err
     assert "skipped 1 batch(es) with a non-finite loss: steps [5]" in stdout
     losses = [
         float(loss) for loss in re.findall(r"'loss': '([^']+)'", stdout)

@@ -26,7 +26,7 @@ def no_model_may_load(monkeypatch):
     def loaded(*args, **kwargs):
         raise AssertionError("a model loaded: the mistake was found too late")
 
-    for module in ("hf_finetune.methods.classify.head.train.load_classifier", "hf_finetune.core.run.skeleton.load_causal_lm"):
+    for module in ("hf_finetune.methods.classify.head.train.load_classifier", "hf_finetune.core.run.method.load_causal_lm"):
         monkeypatch.setattr(module, loaded)
 
 

@@ -11,7 +11,8 @@ from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, Trai
 
 from hf_finetune.core.data.collate import IGNORE_INDEX, padding_collator
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.loading import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_causal_lm_policy
 from hf_finetune.core.model.trainers import target_loss
 from hf_finetune.methods.classify.label_token.encoding import encode_label_token, prompt_completion_dataset
 from hf_finetune.methods.classify.label_token.scoring import LabelTokenTrainer, label_word_scores
@@ -185,7 +186,7 @@ def test_last_block_freezes_a_tied_head_and_trains_an_untied_one():
 
 
 def test_gradient_checkpointing_with_frozen_parameters_trains_the_last_block(tmp_path, tokenizer, tiny_gpt2, rt_train):
-    from hf_finetune.core.run.preflight import prepare_training_args
+    from hf_finetune.core.run.preflight import settle_training_args
 
     model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
     apply_causal_lm_policy(model, TrainablePolicy.parse("last_block"))
@@ -195,7 +196,7 @@ def test_gradient_checkpointing_with_frozen_parameters_trains_the_last_block(tmp
         output_dir=str(tmp_path), gradient_checkpointing=True, max_steps=2, per_device_train_batch_size=4,
         report_to="none", save_strategy="no", remove_unused_columns=False, use_cpu=True,
     )
-    prepare_training_args(args)
+    settle_training_args(args)
     before = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     trainer = LabelTokenTrainer(
         model=model, args=args, train_dataset=encoded["train"], processing_class=tokenizer,

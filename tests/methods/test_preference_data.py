@@ -234,7 +234,7 @@ def test_bad_data_gives_one_sentence_before_the_model_loads(case, tmp_path, book
     def model_loaded(*args, **kwargs):
         raise AssertionError("the model loaded: the mistake was found too late")
 
-    monkeypatch.setattr("hf_finetune.core.run.skeleton.load_causal_lm", model_loaded)
+    monkeypatch.setattr("hf_finetune.core.run.method.load_causal_lm", model_loaded)
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     flags, message = case(inputs, book_entries(book_json))

@@ -20,7 +20,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.report.files import markdown_table
+from hf_finetune.core.report.markdown import markdown_table
 
 NGRAM = 5  # characters: robust to typos and to the short texts of SMS or instructions
 NEAR_SIMILARITY = 0.7  # Jaccard similarity of the n-gram sets; below it, template siblings dominate

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import has_length
+from hf_finetune.core.report.console import logger
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
@@ -102,8 +103,7 @@ class NonFiniteGuard(TrainerCallback):
         for gradient in gradients:
             gradient.zero_()
         self.skipped.append(step)
-        if args.should_log:
-            print(f"warning: step {step} had a non-finite loss or gradient; its batch was skipped", flush=True)
+        logger.warning(f"warning: step {step} had a non-finite loss or gradient; its batch was skipped")
         return control
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from transformers import PreTrainedModel, TrainingArguments
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.loading import TrainablePolicy, final_norm, transformer_blocks
+from hf_finetune.core.model.trainable import TrainablePolicy, final_norm, transformer_blocks
 
 CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_MEMORY_SHARE = 0.5  # of the memory free at start, split between this machine's processes

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 
 import torch
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import position_limit
+from hf_finetune.core.report.console import logger
 
 
 def prompt_room(limit: int | None, max_new_tokens: int) -> int | None:
@@ -48,10 +48,9 @@ def greedy_generate(
     room = prompt_room(limit, max_new_tokens)
     prompts, cut = fit_from_the_left(prompts, room)
     if cut:
-        print(
+        logger.warning(
             f"note: {cut} prompt(s) longer than {room} tokens lost their first tokens, so that prompt and "
-            f"answer fit the model's {limit} positions.",
-            file=sys.stderr,
+            f"answer fit the model's {limit} positions."
         )
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device

@@ -24,6 +24,7 @@ from transformers import Trainer, TrainingArguments
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.report.files import atomic_write_text
+from hf_finetune.core.report.console import logger
 
 CARD = "README.md"
 SECRET_FLAGS = ("--hub_token",)
@@ -34,11 +35,17 @@ GENERATOR_LIMITS = [
 ]
 
 
-def prepare_hub_push(args: TrainingArguments) -> None:
-    """Check the push flags before anything runs and keep the token out of every file."""
-    if getattr(args, "hub_token", None):
-        os.environ["HF_TOKEN"] = args.hub_token
-        args.hub_token = None
+def hub_token_moved_out(args: TrainingArguments) -> dict[str, object]:
+    """The token leaves the arguments (which every checkpoint saves) for the environment, where the
+    Hub client reads it; returns the change to the arguments."""
+    if not getattr(args, "hub_token", None):
+        return {}
+    os.environ["HF_TOKEN"] = args.hub_token
+    return {"hub_token": None}
+
+
+def check_hub_push(args: TrainingArguments) -> None:
+    """The push flags, checked before anything runs."""
     if args.push_to_hub and not args.hub_model_id:
         raise UserError("--push_to_hub needs --hub_model_id USER/NAME (the repository to create or update).")
 
@@ -185,4 +192,4 @@ def push_run(trainer: Trainer, card: str) -> None:
             f"Push it later with `hf upload {trainer.args.hub_model_id} {output_dir}`."
         ) from None
     if trainer.is_world_process_zero():
-        print(f"pushed {output_dir} to {endpoint()}/{trainer.args.hub_model_id}", flush=True)
+        logger.info(f"pushed {output_dir} to {endpoint()}/{trainer.args.hub_model_id}")

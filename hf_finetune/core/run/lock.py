@@ -28,6 +28,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.console import logger
 
 LOCK_NAME = "_run.lock"
 # Filesystems without flock(): the lock file's contents alone decide.
@@ -91,8 +92,7 @@ class RunLock:
             file.close()
             raise self._refusal(holder)
         if holder and self.log:
-            print(f"note: {self.path} was left by {describe(holder)}, which is no longer running; taking it over.",
-                  flush=True)  # fmt: skip
+            logger.info(f"note: {self.path} was left by {describe(holder)}, which is no longer running; taking it over.")
         self._write(file)
         self.file = file
         return self

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 import torch
-from transformers import TrainingArguments, set_seed
+from transformers import TrainingArguments
 
 from hf_finetune.core.model.device import accelerator_available
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.precision import check_precision
 from hf_finetune.core.report.files import FINISHED_MARKER
+from hf_finetune.core.report.hub import check_hub_push, hub_token_moved_out
 
 
 def guard_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -26,25 +27,41 @@ def guard_output_dir(output_dir: str, overwrite: bool) -> None:
         )
 
 
-def prepare_training_args(args: TrainingArguments) -> None:
-    """Settings every recipe wants whatever the user passed. Call it before loading the model:
-    it seeds the RNGs, so that new weights (a classification head) are the same in every run."""
-    set_seed(args.seed)
-    if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
-        # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
-        # transformers 5 reads activation_checkpointing_kwargs; gradient_* is its deprecated mirror.
-        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
-        if hasattr(args, "activation_checkpointing_kwargs"):
-            args.activation_checkpointing_kwargs = args.gradient_checkpointing_kwargs
-    if not torch.cuda.is_available():
-        args.dataloader_pin_memory = False  # pinning only helps copies to an accelerator
-    if args.ddp_find_unused_parameters is None:
-        # DDP only tracks parameters that require grad, and every trainable one (any --trainable
-        # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
-        args.ddp_find_unused_parameters = False
+def settle_training_args(
+    args: TrainingArguments, skip_nonfinite_batches: bool = False, method_needs: dict[str, object] | None = None
+) -> None:
+    """The one place a run changes its TrainingArguments, before its config snapshot: the settings
+    every run wants (`run_settings`), the method's needs (`Method.required_training_arguments`) and
+    the Hub token moved out of them; then the checks that need the settled values."""
+    changes = {**run_settings(args, skip_nonfinite_batches), **(method_needs or {}), **hub_token_moved_out(args)}
+    for name, value in changes.items():
+        setattr(args, name, value)
     check_precision(args)
     check_report_to(args)
     check_fsdp_device()
+    check_hub_push(args)
+
+
+def run_settings(args: TrainingArguments, skip_nonfinite_batches: bool) -> dict[str, object]:
+    """TrainingArguments values every recipe wants whatever the user passed."""
+    settings: dict[str, object] = {
+        # Without skipping, a NaN loss shows as NaN in the logs; with it, the skipped batch's loss must
+        # not stay in Trainer's running total (every later logged loss and train_loss would read NaN).
+        "logging_nan_inf_filter": skip_nonfinite_batches,
+    }
+    if args.gradient_checkpointing and args.gradient_checkpointing_kwargs is None:
+        # Re-entrant checkpointing gives frozen-input blocks no gradients (stack-notes pitfall 7).
+        # transformers 5 reads activation_checkpointing_kwargs; gradient_* is its deprecated mirror.
+        settings["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+        if hasattr(args, "activation_checkpointing_kwargs"):
+            settings["activation_checkpointing_kwargs"] = settings["gradient_checkpointing_kwargs"]
+    if not torch.cuda.is_available():
+        settings["dataloader_pin_memory"] = False  # pinning only helps copies to an accelerator
+    if args.ddp_find_unused_parameters is None:
+        # DDP only tracks parameters that require grad, and every trainable one (any --trainable
+        # policy, LoRA) takes part in each forward: searching the graph for unused ones is waste.
+        settings["ddp_find_unused_parameters"] = False
+    return settings
 
 
 # accelerate (1.15) switches FSDP on for accelerator devices only. Tests that make it honour FSDP

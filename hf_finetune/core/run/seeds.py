@@ -17,17 +17,18 @@ from __future__ import annotations
 import copy
 import json
 import statistics
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from collections.abc import Callable
 
 import yaml
-from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.run.preflight import guard_output_dir, prepare_training_args
-from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text, markdown_table, plot_curves
-from hf_finetune.core.run.lock import run_lock
+from hf_finetune.core.report.curves import plot_curves
+from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
+from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.report.console import logger
+from hf_finetune.core.run.series import copied_training_args, series_folder
 
 SUMMARY = "summary.json"
 SUMMARY_REPORT = "summary.md"
@@ -57,14 +58,6 @@ def seed_folder(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / SEED_FOLDER.format(seed)
 
 
-def copied_training_args(args: TrainingArguments, **changes) -> TrainingArguments:
-    """`args` with `changes`. `replace` runs __post_init__ again, which keeps the values it already
-    normalised (report_to, the strategies, the checkpointing aliases); every value is a copy, so that
-    no seed's run changes another's (Trainer pops from accelerator_config)."""
-    values = {item.name: copy.deepcopy(getattr(args, item.name)) for item in fields(args) if item.init}
-    return replace(args, **{**values, **changes})
-
-
 def seed_method(method, seed: int):
     """A fresh copy of `method` (its hooks keep what they load on it) that trains with `seed` into seed-N/."""
     args = method.training_args
@@ -89,10 +82,8 @@ def run_seeds(method, run_one: Callable) -> dict:
                         f"not the checkpoint {args.resume_from_checkpoint}.")  # fmt: skip
     output_dir = Path(args.output_dir)
     main_process = args.process_index == 0
-    with run_lock(args):  # the whole series; each seed's run also locks its own folder
-        guard_output_dir(str(output_dir), overwrite)  # not into a finished single run, unasked
-        config = {**{key: value for key, value in checked_config(method).items() if key != "seed"},
-                  "seeds": ",".join(map(str, seeds))}  # fmt: skip
+    with series_folder(method) as shared_flags:
+        config = {**{key: value for key, value in shared_flags.items() if key != "seed"}, "seeds": ",".join(map(str, seeds))}
         if not overwrite:
             check_same_flags(output_dir, config)
         kept = [seed for seed in seeds if not overwrite and (seed_folder(output_dir, seed) / FINISHED_MARKER).is_file()]
@@ -103,9 +94,8 @@ def run_seeds(method, run_one: Callable) -> dict:
                     (output_dir / name).unlink(missing_ok=True)
         for number, seed in enumerate(seeds, 1):
             folder = seed_folder(output_dir, seed)
-            if main_process:
-                done = "finished earlier, kept" if seed in kept else "training"
-                print(f"=== seed {seed} ({number} of {len(seeds)}): {folder}, {done} ===\n", flush=True)
+            done = "finished earlier, kept" if seed in kept else "training"
+            logger.info(f"=== seed {seed} ({number} of {len(seeds)}): {folder}, {done} ===\n")
             if seed not in kept:
                 run_one(seed_method(method, seed))
         # local=False: on several machines, only the main process of the first writes; all others wait.
@@ -117,16 +107,6 @@ def run_seeds(method, run_one: Callable) -> dict:
             else:
                 summary = read_json(output_dir / SUMMARY)
     return summary
-
-
-def checked_config(method) -> dict:
-    """The flags every seed's config.yaml holds but its seed, found as each seed's run finds them (on a
-    copy: the argument checks adjust TrainingArguments); a flag that cannot work is refused here, once."""
-    args = method.training_args
-    copy_of_method = copy.deepcopy(method, memo={id(args): copied_training_args(args)})
-    prepare_training_args(copy_of_method.training_args)
-    copy_of_method.check_arguments()
-    return copy_of_method.config()
 
 
 def check_same_flags(output_dir: Path, config: dict) -> None:

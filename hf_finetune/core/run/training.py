@@ -32,6 +32,7 @@ from hf_finetune.core.run.checkpoints import (
     write_failure,
 )
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.console import logger
 
 
 class TrainingStopped(UserError):
@@ -45,21 +46,19 @@ class TrainingStopped(UserError):
 def resolve_resume(args: TrainingArguments) -> str | None:
     """Turn `--resume_from_checkpoint auto|PATH` into a complete checkpoint folder (or None: start fresh).
 
-    The run skeleton calls it before anything loads and keeps the answer in the arguments, so a
-    second call (from `train_reliably`) gets the same folder back and prints nothing more."""
+    The run skeleton calls it before anything loads and hands the answer to `train_reliably`."""
     value = args.resume_from_checkpoint
     if value in (None, "", "false", "False", "no"):
         return None
     if value in ("auto", "true", "True", "latest"):
         folder = Path(args.output_dir)
         latest, skipped = newest_complete_checkpoint(folder)
-        if args.should_log:
-            for reason in skipped:
-                print(f"resume: skipping {reason}", flush=True)
-            if latest is None:
-                print(f"resume: no complete checkpoint in {folder} yet, starting from the beginning", flush=True)
-            else:
-                print(f"resume: continuing from {latest}", flush=True)
+        for reason in skipped:
+            logger.info(f"resume: skipping {reason}")
+        if latest is None:
+            logger.info(f"resume: no complete checkpoint in {folder} yet, starting from the beginning")
+        else:
+            logger.info(f"resume: continuing from {latest}")
         return latest
     checkpoint = Path(value)
     if not checkpoint.is_dir() or not (checkpoint.name.startswith(f"{PREFIX_CHECKPOINT_DIR}-") or
@@ -75,12 +74,10 @@ def resolve_resume(args: TrainingArguments) -> str | None:
     return value
 
 
-def train_reliably(trainer: Trainer, args: TrainingArguments, skip_nonfinite_batches: bool = False):
-    """`trainer.train()` with resume, preemption and non-finite loss handling."""
-    # Without skipping, a NaN loss shows as NaN in the logs; with it, the skipped batch's loss must not
-    # stay in Trainer's running total (every later logged loss and train_loss would read NaN).
-    args.logging_nan_inf_filter = skip_nonfinite_batches
-    checkpoint = resolve_resume(args)
+def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfinite_batches: bool = False):
+    """`trainer.train()` from `checkpoint` (see `resolve_resume`), with preemption and non-finite loss
+    handling."""
+    args = trainer.args
     preemption = PreemptionCallback()
     guard = NonFiniteGuard(skip_nonfinite_batches)
     trainer.add_callback(preemption)
@@ -110,8 +107,8 @@ def train_reliably(trainer: Trainer, args: TrainingArguments, skip_nonfinite_bat
             f"continue with --resume_from_checkpoint auto.",
             exit_code=EXIT_CODES[preemption.received],
         )
-    if guard.skipped and args.should_log:
-        print(f"skipped {len(guard.skipped)} batch(es) with a non-finite loss: steps {guard.skipped}", flush=True)
+    if guard.skipped:
+        logger.info(f"skipped {len(guard.skipped)} batch(es) with a non-finite loss: steps {guard.skipped}")
     return result
 
 

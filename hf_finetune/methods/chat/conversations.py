@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterable
 import datasets
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.data.sources import json_type, load_source
+from hf_finetune.core.data.files import json_type
+from hf_finetune.core.data.sources import load_source
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 ROLE_ALIASES = {

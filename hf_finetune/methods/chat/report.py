@@ -7,7 +7,9 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.core.data.leakage import leakage_markdown
-from hf_finetune.core.report.files import atomic_write_json, atomic_write_text, markdown_table, plot_curves
+from hf_finetune.core.report.curves import plot_curves
+from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
+from hf_finetune.core.report.markdown import markdown_table
 
 COMPARISON_REPORT = "comparison.md"
 METHOD_LEGENDS = {

@@ -22,15 +22,16 @@ from transformers import Trainer, TrainingArguments
 
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.arguments import ModelArguments, RunArguments, training_args_as
-from hf_finetune.core.config_file import config_snapshot
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.model.lora import LoraArguments
-from hf_finetune.core.model.loading import count_parameters, describe_model_source, fitted_max_length
-from hf_finetune.core.run.preflight import guard_output_dir, prepare_training_args
-from hf_finetune.core.run.skeleton import Method, run
-from hf_finetune.core.run.lock import run_lock
+from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.model.trainable import count_parameters
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
+from hf_finetune.core.report.console import logger
+from hf_finetune.core.run.series import series_folder
 from hf_finetune.core.model.trainers import TargetLossTrainer, supports_target_logits
 
 from .answers import AnswerTracker, answer_questions, training_questions
@@ -189,29 +190,28 @@ class ChatMethod(Method):
 
 
 def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> list[dict]:
-    """Every method from the same start, each into its own subfolder, then one comparison table."""
-    with run_lock(training_args):  # the whole comparison; each method's run locks its own subfolder too
-        guard_output_dir(training_args.output_dir, run_args.overwrite_output_dir)
-        prepare_training_args(training_args)  # as every run does before its snapshot
-        config = config_snapshot(model_args, chat_args, training_args, lora_args)
-        methods = []
-        for name in LOSS_METHODS:
-            args = training_args_as(TrainingArguments, training_args, output_dir=str(Path(training_args.output_dir) / name))
-            methods.append(ChatMethod(model_args, chat_args, run_args, args, lora_args, name, demo, writes_report=False))
+    """Every loss method from the same start, each into its own subfolder (a series, as --seeds
+    is), then one comparison table."""
+    folder = Path(training_args.output_dir)
+    whole = ChatMethod(model_args, chat_args, run_args, training_args, lora_args, LOSS_METHODS[0], demo)
+    methods = [
+        ChatMethod(model_args, chat_args, run_args, training_args_as(TrainingArguments, training_args,
+                   output_dir=str(folder / name)), lora_args, name, demo, writes_report=False)
+        for name in LOSS_METHODS
+    ]  # fmt: skip
+    with series_folder(whole) as config:
         rows = []
         for number, method in enumerate(methods, 1):
-            if training_args.process_index == 0:
-                print(f"=== method {number} of {len(methods)}: {method.loss_method}, into "
-                      f"{method.training_args.output_dir} ===\n", flush=True)  # fmt: skip
+            logger.info(f"=== method {number} of {len(methods)}: {method.loss_method}, into "
+                        f"{method.training_args.output_dir} ===\n")  # fmt: skip
             rows.append(run(method))
         if training_args.process_index == 0:
             title = f"{model_args.model_name_or_path}: causal LM fine-tuning, {len(rows)} method(s)"
             histories = {method.loss_method: method.history for method in methods}
-            folder = Path(training_args.output_dir)
             write_chat_results(folder, rows, histories, len(methods[0].conversations), config, title)
             print(f"=== comparison of the {len(rows)} methods (report: {folder / COMPARISON_REPORT}) ===\n\n"
                   f"{comparison_table(rows)}\n", flush=True)  # fmt: skip
-        return rows
+    return rows
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None, demo: list[Conversation] | None = None) -> list[dict]:

@@ -27,7 +27,8 @@ from scipy.special import log_softmax, softmax
 from torch import nn
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.report.files import markdown_table, plt, save_figure
+from hf_finetune.core.report.curves import plt, save_figure
+from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 
 ECE_BINS = 15

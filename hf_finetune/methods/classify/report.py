@@ -13,7 +13,9 @@ from transformers import Trainer
 
 from hf_finetune.methods.classify.data import ClassificationData
 from hf_finetune.core.data.leakage import leakage_markdown
-from hf_finetune.core.report.files import atomic_write_json, atomic_write_text, history_from_log, markdown_table, plot_curves
+from hf_finetune.core.report.curves import history_from_log, plot_curves
+from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
+from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 
 REPORT_EXAMPLES = 8

@@ -5,7 +5,7 @@ from __future__ import annotations
 from transformers import TrainingArguments
 
 from hf_finetune.core.report.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
-from hf_finetune.core.report.files import markdown_table
+from hf_finetune.core.report.markdown import markdown_table
 
 from .data import InstructionData
 from .prompt import format_prompt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from transformers import AutoConfig, TrainerCallback
@@ -15,6 +14,7 @@ from hf_finetune.core.model.saved_runs import is_causal_lm_run, load_causal_lm_r
 
 from .encoding import prompt_ids
 from .prompt import extract_response, format_prompt
+from hf_finetune.core.report.console import logger
 
 DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_BATCH_SIZE = 8
@@ -43,8 +43,8 @@ def generate_responses(
             cut += 1
         prompts.append(request + header)
     if cut:
-        print(f"note: {cut} prompt(s) longer than {room} tokens lost the end of their request, so that "
-              f"{max_new_tokens} new tokens fit the model's context.", file=sys.stderr)  # fmt: skip
+        logger.warning(f"note: {cut} prompt(s) longer than {room} tokens lost the end of their request, so that "
+                       f"{max_new_tokens} new tokens fit the model's context.")  # fmt: skip
     answers = greedy_generate(model, tokenizer, prompts, max_new_tokens, batch_size)
     return [extract_response(answer) for answer in answers]
 
@@ -81,7 +81,7 @@ class LogValidationResponse(TrainerCallback, ExportableState):
         epoch = round(float(state.epoch or 0), 4)
         self.samples.append({"step": state.global_step, "epoch": epoch, "prompt": format_prompt(
             self.entry["instruction"], self.entry["input"]), "response": response})
-        print(f"[step {state.global_step}, epoch {epoch:.2f}] validation response: {response!r}", flush=True)
+        logger.info(f"[step {state.global_step}, epoch {epoch:.2f}] validation response: {response!r}")
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"samples": self.samples}}

@@ -3,19 +3,21 @@ and the report."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
 from hf_finetune.core.data.leakage import leakage_markdown
-from hf_finetune.core.report.files import atomic_write_json, atomic_write_text, markdown_table, plot_curves
+from hf_finetune.core.report.curves import plot_curves
+from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
+from hf_finetune.core.report.markdown import markdown_table
 
 from .arguments import InstructionArguments
 from .generate import generate_responses
 from .judge import judge_responses
 from .prompt import format_request
+from hf_finetune.core.report.console import logger
 
 
 def rouge_l(predictions: list[str], references: list[str]) -> tuple[list[float], str]:
@@ -34,10 +36,9 @@ def rouge_l(predictions: list[str], references: list[str]) -> tuple[list[float],
         )["rougeL"]
         return [float(score) for score in scores], "evaluate.load('rouge')"
     except Exception as error:  # offline: FileNotFoundError; no network: ConnectionError, ...
-        print(
+        logger.warning(
             f"ROUGE-L: evaluate.load('rouge') is unavailable ({error.__class__.__name__}); "
-            f"using the rouge_score package directly.",
-            file=sys.stderr,
+            f"using the rouge_score package directly."
         )
     from rouge_score import rouge_scorer
 

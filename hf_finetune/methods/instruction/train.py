@@ -22,8 +22,9 @@ from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
-from hf_finetune.core.report.files import history_from_log
-from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.report.curves import history_from_log
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
 from hf_finetune.core.model.trainers import TargetLossTrainer, train_and_eval_datasets
 
 from .arguments import InstructionArguments
@@ -52,8 +53,10 @@ class InstructionMethod(Method):
                 "--restore_callback_states_from_checkpoint: the instruction method restores its validation "
                 "samples from a checkpoint on its own; drop the flag."
             )
+
+    def required_training_arguments(self) -> dict[str, object]:
         # Evaluation needs only the loss; keeping full-vocabulary logits is the classic out-of-memory.
-        self.training_args.prediction_loss_only = True
+        return {"prediction_loss_only": True}
 
     def load_data(self) -> None:
         args = self.data_args
@@ -118,15 +121,17 @@ class InstructionMethod(Method):
             "sizes": self.data.sizes(),
         }
 
-    def write_results(self, trainer, results: dict, config: dict) -> None:
+    def evaluate_on_main_process(self, trainer, results: dict) -> dict:
         answered = answer_test_split(trainer.model, trainer.processing_class, self.data.splits["test"], self.data_args)
-        responses = answered.pop("responses")
-        results.update(answered)
+        self.responses = answered.pop("responses")
+        return {**results, **answered}
+
+    def write_results(self, trainer, results: dict, config: dict) -> None:
         write_instruction_results(
             Path(self.training_args.output_dir),
             results,
             self.history,
-            responses,
+            self.responses,
             self.sampler.samples,
             self.tokens_per_epoch,
             config=config,

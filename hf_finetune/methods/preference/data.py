@@ -9,7 +9,8 @@ import datasets
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.leakage import first_copies
-from hf_finetune.core.data.sources import SourceData, json_type, load_source
+from hf_finetune.core.data.files import json_type
+from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.core.data.splits import SPLITS, file_order_split, parse_fractions
 from hf_finetune.methods.instruction.data import request_texts
 

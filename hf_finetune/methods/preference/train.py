@@ -22,7 +22,8 @@ from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
-from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
 
 from .arguments import INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
 from .card import preference_card
@@ -62,8 +63,10 @@ class PreferenceMethod(Method):
                 "--train_sampling_strategy group_by_length: a preference pair has two lengths (prompt + chosen, "
                 "prompt + rejected), so TRL's trainer cannot group them; use random or sequential."
             )
+
+    def required_training_arguments(self) -> dict[str, object]:
         # Evaluation needs the loss and TRL's reward figures; full-vocabulary logits would only cost memory.
-        self.training_args.prediction_loss_only = True
+        return {"prediction_loss_only": True}
 
     def load_data(self) -> None:
         args = self.args
@@ -71,11 +74,13 @@ class PreferenceMethod(Method):
             args.dataset, args.dataset_url, args.cache_dir, args.split, args.columns(), args.drop_identical_pairs,
             args.dedupe,
         )
-        # Encoded with --max_length now, before any model loads: a pair with no room for its answers
-        # costs seconds; encode() fits the length to the model's positions.
-        self.max_length = args.max_length
-        self.encoded, self.cut = encode_pairs(self.data.splits, self.load_tokenizer(), args.max_length,
-                                              f"--max_length {args.max_length} tokens")  # fmt: skip
+
+    def tokenize(self, tokenizer) -> None:
+        # Encoded with --max_length before the model loads: a pair with no room for its answers costs
+        # seconds; encode() fits the length to the model's positions.
+        self.max_length = self.args.max_length
+        self.encoded, self.cut = encode_pairs(self.data.splits, tokenizer, self.max_length,
+                                              f"--max_length {self.max_length} tokens")  # fmt: skip
 
     def split_texts(self) -> dict[str, list[str]]:
         return self.data.split_texts()
@@ -142,17 +147,19 @@ class PreferenceMethod(Method):
             "sizes": self.data.sizes(),
         }
 
-    def write_results(self, trainer, results: dict, config: dict) -> None:
+    def evaluate_on_main_process(self, trainer, results: dict) -> dict:
         self.answers["after"], self.seconds["after"] = greedy_answers(
             trainer.model, trainer.processing_class, self.entries, self.args
         )
-        rows, summary = score_responses(self.entries, self.answers, self.args)
-        results.update(summary, **{f"test_generation_seconds_{stage}": self.seconds[stage] for stage in STAGES})
+        self.scored, summary = score_responses(self.entries, self.answers, self.args)
+        return {**results, **summary, **{f"test_generation_seconds_{stage}": self.seconds[stage] for stage in STAGES}}
+
+    def write_results(self, trainer, results: dict, config: dict) -> None:
         write_preference_results(
             Path(self.training_args.output_dir),
             results,
             self.history,
-            rows,
+            self.scored,
             config=config,
             title=f"{self.model_args.model_name_or_path} preference-tuned (DPO) on {self.args.dataset}",
             report_examples=self.args.report_examples,

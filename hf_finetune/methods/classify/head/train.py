@@ -34,7 +34,8 @@ from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.loading import load_classifier
-from hf_finetune.core.run.skeleton import Method, run
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
 from hf_finetune.core.data.tokenize_cache import context_length
 from hf_finetune.core.model.trainers import OrderedEvalTrainer, train_and_eval_datasets
 

@@ -21,8 +21,9 @@ from hf_finetune.methods.classify.data import DataArguments, load_classification
 from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.report.files import atomic_write_json, markdown_table
-from hf_finetune.core.run.skeleton import Method
+from hf_finetune.core.report.files import atomic_write_json
+from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.run.method import Method
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 from hf_finetune.core.data.tokenize_cache import context_length
 from hf_finetune.core.model.trainers import train_and_eval_datasets
@@ -80,12 +81,15 @@ class LabelTokenMethod(Method):
     def split_labels(self) -> dict[str, list[str]]:
         return self.data.split_labels()
 
-    def load_model(self, tokenizer):
-        # Checked before the model loads: the words must tokenize apart and not merge with the separator.
+    def required_training_arguments(self) -> dict[str, object]:
+        # The evaluation needs the class id and the prefix length, which are not model inputs.
+        return {"remove_unused_columns": False}
+
+    def tokenize(self, tokenizer) -> None:
+        # The words must tokenize apart and not merge with the separator.
         self.label_words = resolve_label_words(
             tokenizer, self.data.label_names, self.method_args.label_words, self.method_args.separator
         )
-        return super().load_model(tokenizer)
 
     def encode(self, tokenizer, model) -> None:
         self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
@@ -108,8 +112,6 @@ class LabelTokenMethod(Method):
         }
 
     def build_trainer(self, model, tokenizer):
-        # The evaluation needs the class id and the prefix length, which are not model inputs.
-        self.training_args.remove_unused_columns = False
         return LabelTokenTrainer(
             model=model,
             args=self.training_args,
