@@ -18,22 +18,18 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "recipes"))
-import spanish_chat  # noqa: E402
 
 from hf_finetune.core.model.loading import load_causal_lm, load_tokenizer  # noqa: E402
 from hf_finetune.core.model.trainers import TargetLossTrainer  # noqa: E402
 from hf_finetune.methods.chat.arguments import sft_config_from  # noqa: E402
 from hf_finetune.methods.chat.conversations import ChatForm  # noqa: E402
 from hf_finetune.methods.chat.encoding import COPY_LABELS, MASKED, encode_for_trainer, prompt_completion_records  # noqa: E402
+from hf_finetune.recipes import spanish_chat  # noqa: E402
 
 
 def batches(dataset, collator) -> list[dict]:

@@ -30,12 +30,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from transformers import TrainingArguments
@@ -43,8 +40,9 @@ from transformers import TrainingArguments
 from hf_finetune import tiny
 from hf_finetune.classify import DEFAULTS as CLASSIFY
 from hf_finetune.classify import main as classify
+from hf_finetune.core.model.loading import load_classifier, load_tokenizer
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
-from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
 from hf_finetune.recipes.spam import DEFAULTS as SPAM
 from hf_finetune.recipes.spam import main as spam
 

@@ -70,7 +70,8 @@ def build(options, side: str, split: str, limit: int | None):
     from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments, default_data_collator
 
     from hf_finetune.core.data.collate import padding_collator
-    from hf_finetune.core.model.loading import TrainablePolicy, apply_causal_lm_policy, load_tokenizer
+    from hf_finetune.core.model.loading import load_tokenizer
+    from hf_finetune.core.model.trainable import TrainablePolicy, apply_causal_lm_policy
     from hf_finetune.methods.classify.label_token.encoding import encode_label_token
     from hf_finetune.methods.classify.label_token.scoring import LabelTokenTrainer, label_token_metrics
     from hf_finetune.methods.classify.label_token.words import resolve_label_words

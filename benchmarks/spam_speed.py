@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the recipes/ folder lives beside the package
-
 import torch
 
 from hf_finetune import tiny
-from hf_finetune.methods.classify.data import DataArguments, load_classification_data
-from hf_finetune.core.model.loading import TrainablePolicy, apply_trainable_policy, load_classifier, load_tokenizer
 from hf_finetune.core.data.sources import REGISTRY
+from hf_finetune.core.model.loading import load_classifier, load_tokenizer
+from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy
+from hf_finetune.methods.classify.data import DataArguments, load_classification_data
 from hf_finetune.methods.classify.head.train import main as run_recipe
-from recipes.spam import DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS
 
 
 def write_model(shape: str, tokenizer_dir: str, folder: Path) -> Path:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.parsing import ToolParser
 from hf_finetune.methods.chat.answers import answer_run
 from hf_finetune.predict import read_texts, require_run_kind
 

@@ -22,7 +22,7 @@ class Command(NamedTuple):
 
 TRAINING_COMMANDS = {
     "spam": Command("hf_finetune.recipes.spam", "GPT-2 + class head on the SMS Spam Collection (recipes/spam.py)"),
-    "classify": Command("hf_finetune.classify", "any text/label data: label token (default) or --method head"),
+    "classify": Command("hf_finetune.recipes.classify", "any text/label data: label token (default) or --method head"),
     "instruction": Command("hf_finetune.recipes.instruction", "Alpaca instruction tuning (recipes/instruction.py)"),
     "chat": Command("hf_finetune.recipes.spanish_chat", "chat tuning, three loss methods (recipes/spanish_chat.py)"),
     "preference": Command("hf_finetune.recipes.preference", "DPO after instruction tuning (recipes/preference.py)"),

@@ -21,15 +21,23 @@ from pathlib import Path
 
 import yaml
 
-from hf_finetune.methods.classify.report import TEST_PREDICTIONS
 from hf_finetune.core.checks import check_writable_folder
-from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model.saved_runs import require_saved_run
+from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.model.saved_runs import require_saved_run
-from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, read_json, read_results, run_history
+from hf_finetune.core.run.seeds import (
+    CONFIG,
+    SUMMARY,
+    examples_per_epoch,
+    final_metrics,
+    read_json,
+    read_results,
+    run_history,
+)
+from hf_finetune.methods.classify.report import TEST_PREDICTIONS
 
 SHOWN_EXAMPLES = 20  # test texts labelled differently, listed in compare.md and on screen
 

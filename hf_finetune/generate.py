@@ -11,9 +11,10 @@ after the prompt's response header), as the instruction method does for its test
 
 from __future__ import annotations
 
-from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS, generate_responses, load_generator
+from hf_finetune.core.parsing import ToolParser
+from hf_finetune.methods.instruction.generate import load_generator
+from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS, generate_responses
 from hf_finetune.predict import require_run_kind
 
 

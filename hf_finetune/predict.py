@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
+from hf_finetune.core.parsing import ToolParser
 from hf_finetune.methods.classify.head.predict import head_predictor
 from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 

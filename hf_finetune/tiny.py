@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
-from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.core.model.trainable import count_parameters
+from hf_finetune.core.parsing import ToolParser
 
 # (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
 SHAPES = {

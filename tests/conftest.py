@@ -86,6 +86,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+@pytest.fixture(autouse=True)
+def package_log_level():
+    """A run sets the package logger's level from its --log_level; the next test starts at info."""
+    import logging
+
+    yield
+    logging.getLogger("hf_finetune").setLevel(logging.INFO)
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread in this process: two threads on two cores shared with other jobs stall on

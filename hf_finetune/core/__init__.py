@@ -1,15 +1,14 @@
-"""The shared core: one module per concern, used by every method; nothing here imports a method.
+"""The shared core: used by every method; nothing here imports a method.
 
-Layers, top to bottom (data flows down, nothing flows back up):
-    sources, download          --dataset -> a DatasetDict
-    splits, classification_data  checked splits (seeded or file order), label maps
-    tokenize_cache             map once, content-keyed cache; context length
-    modeling, lora             model + tokenizer, freezing policy or LoRA
-    collate, trainers, callbacks  padding by position; ordered eval, loss at targets; resume, preemption
-    run                        the run skeleton every method goes through (+ preflight, training, saving)
-    generation                 batched greedy generation with left padding
-    reports, classification_report  atomic files, history, plots, tables, metrics
-    hub                        push and the model-card frame
-    errors, config, precision  one sentence + exit 2; flags and YAML; mixed precision
+    arguments.py  config_file.py  parsing.py  help.py  checks.py   the shared flags; --config in,
+                                                  config.yaml out; parsing; the --help layout; value checks
+    errors.py     one sentence and exit status 2 for a user's mistake
+    data/         --dataset to a DatasetDict, splits, the leakage check, tokenization cache, padding
+    model/        loading, what trains (--trainable, LoRA), device and precision, the frozen-layer
+                  cache, Trainer subclasses and callbacks, batched generation, finished runs
+    run/          the run skeleton (Method + run), preflight, the folder lock, training that
+                  survives faults, checkpoints, the final save, series of runs (--seeds)
+    report/       atomic files, curves, markdown tables, the console, the Hub push
+
 See docs/architecture.md.
 """

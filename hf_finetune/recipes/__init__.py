@@ -1,2 +1,4 @@
-"""The recipes: a method's defaults and the story they tell, run by `hf-finetune spam|instruction|chat`
-and by the scripts in the checkout's recipes/ folder (`accelerate launch recipes/spam.py`)."""
+"""The recipes: each file is one training command's story (its docstring, which --help shows), its
+defaults and one call into its method. `hf-finetune spam|classify|instruction|chat|preference` runs
+them, and so do `python recipes/NAME.py` and `accelerate launch recipes/NAME.py`: the checkout's
+recipes/ folder is a link to this one."""

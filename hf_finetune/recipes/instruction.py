@@ -16,6 +16,7 @@ outputs/instruction gets report.md, test_responses.json and the model.
 
 from __future__ import annotations
 
+from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
 from hf_finetune.methods.instruction import train
 
@@ -49,3 +50,7 @@ DEFAULTS = dict(
 def main(argv: list[str] | None = None) -> dict:
     with command_help(description=__doc__):
         return train.main(argv, defaults=DEFAULTS)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -15,6 +15,7 @@ outputs/preference/report.md (docs/preference.md).
 
 from __future__ import annotations
 
+from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
 from hf_finetune.methods.preference import train
 from hf_finetune.methods.preference.arguments import INSTRUCTION_RUN
@@ -51,3 +52,7 @@ DEFAULTS = dict(
 def main(argv: list[str] | None = None) -> dict:
     with command_help(description=__doc__):
         return train.main(argv, defaults=DEFAULTS)
+
+
+if __name__ == "__main__":
+    run_cli(main)

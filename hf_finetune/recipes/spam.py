@@ -14,6 +14,7 @@ all_results.json, plots and a model `pipeline("text-classification")` loads.
 
 from __future__ import annotations
 
+from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
 from hf_finetune.methods.classify.head import train
 
@@ -46,3 +47,7 @@ DEFAULTS = dict(
 def main(argv: list[str] | None = None) -> dict:
     with command_help(description=__doc__):
         return train.main(argv, defaults=DEFAULTS)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -15,6 +15,7 @@ and held-out questions), loss.png and the model(s).
 
 from __future__ import annotations
 
+from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
 from hf_finetune.methods.chat import train
 from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
@@ -46,3 +47,7 @@ DEFAULTS = dict(
 def main(argv: list[str] | None = None) -> list[dict]:
     with command_help(description=__doc__):
         return train.main(argv, defaults=DEFAULTS, demo=DEMO)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
+from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.methods.classify.calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
@@ -21,7 +22,6 @@ from hf_finetune.methods.classify.calibration import (
     with_probability_limit,
 )
 from hf_finetune.methods.classify.report import CLASSIFIER_LIMITS
-from hf_finetune.core.model.lora import LoraArguments, apply_lora
 
 
 def test_ece_equals_the_value_worked_out_by_hand():

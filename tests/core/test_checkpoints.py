@@ -14,16 +14,16 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 from transformers import TrainingArguments
 
+from hf_finetune.core.errors import run_cli
 from hf_finetune.core.run import checkpoints
 from hf_finetune.core.run.checkpoints import (
     checkpoint_problem,
     newest_complete_checkpoint,
     write_failure,
 )
-from hf_finetune.core.errors import run_cli
 from hf_finetune.core.run.training import resolve_resume
 from hf_finetune.methods.classify.head.train import main
-from recipes.spam import DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS
 
 
 def complete_checkpoint(folder: Path) -> Path:

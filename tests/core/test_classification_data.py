@@ -7,9 +7,9 @@ from collections import Counter
 import datasets
 import pytest
 
-from hf_finetune.methods.classify.data import prepare_classification
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.sources import REGISTRY, SourceData, load_source
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.classify.data import prepare_classification
 
 
 @pytest.fixture(scope="module")

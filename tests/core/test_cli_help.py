@@ -13,10 +13,10 @@ import pytest
 from transformers import TrainingArguments
 
 from hf_finetune import chat_answer, classify, cli, compare, generate, predict, sft, tiny
-from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import run_cli
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.methods.classify.head.train import ARGUMENTS as HEAD_ARGUMENTS
-from recipes import instruction, preference, spam, spanish_chat
+from hf_finetune.recipes import instruction, preference, spam, spanish_chat
 
 HELP_LINES = 120  # at 100 columns
 OVERVIEW_LINES = 30
@@ -49,13 +49,13 @@ SAME_AS = {
     "tiny": "python -m hf_finetune.tiny",
     "compare": "python -m hf_finetune.compare",
 }
-# Training commands: the title of their own section (None: no flags of their own) and their recipe defaults.
+# Training commands: the titles of their own sections (none: no flags of their own) and their recipe defaults.
 TRAINING = {
-    "recipes/spam.py": (None, spam.DEFAULTS),
-    "recipes/instruction.py": ("instruction method", instruction.DEFAULTS),
-    "recipes/spanish_chat.py": ("chat method", spanish_chat.DEFAULTS),
-    "recipes/preference.py": ("preference method", preference.DEFAULTS),
-    "python -m hf_finetune.classify": ("label-token method", classify.DEFAULTS),
+    "recipes/spam.py": ((), spam.DEFAULTS),
+    "recipes/instruction.py": (("instruction method",), instruction.DEFAULTS),
+    "recipes/spanish_chat.py": (("chat method",), spanish_chat.DEFAULTS),
+    "recipes/preference.py": (("preference method",), preference.DEFAULTS),
+    "python -m hf_finetune.classify": (("classifier", "label-token method"), classify.DEFAULTS),
 }
 
 
@@ -96,7 +96,7 @@ def test_every_help_page_opens(entry_point, flag, capsys):
 @pytest.mark.parametrize("entry_point", TRAINING)
 def test_training_help_has_its_own_flags_first_then_the_common_sections_in_order(entry_point, capsys):
     own, _ = TRAINING[entry_point]
-    assert list(sections(help_page(entry_point, capsys))) == ["options", *([own] if own else []), *COMMON_SECTIONS]
+    assert list(sections(help_page(entry_point, capsys))) == ["options", *own, *COMMON_SECTIONS]
 
 
 def test_each_flag_is_in_its_section(capsys):

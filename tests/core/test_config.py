@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hf_finetune.core.config_file import config_snapshot
-from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.methods.classify.head.train import ARGUMENTS as CLASSIFICATION_ARGUMENTS
 
 

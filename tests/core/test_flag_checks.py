@@ -9,7 +9,7 @@ import pytest
 from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.classify.head.train import main as head_main
-from recipes.spam import DEFAULTS as SPAM_DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS as SPAM_DEFAULTS
 
 # (flags, words the one error line must hold)
 BAD_VALUES = [
@@ -94,12 +94,14 @@ def test_the_spam_recipe_refuses_zero_epochs_before_anything_loads(tmp_path, not
 
 
 def test_max_steps_makes_zero_epochs_fine(tmp_path):
-    from hf_finetune.core.parsing import parse_arguments
+    from transformers import TrainingArguments
 
-    args = parse_arguments(
-        classify.ARGUMENTS, ["--output_dir", str(tmp_path), "--num_train_epochs", "0", "--max_steps", "3"]
-    )
-    assert args[4].max_steps == 3
+    from hf_finetune.core.parsing import parse_arguments
+    from hf_finetune.methods.classify.command import ARGUMENTS
+
+    args = parse_arguments(ARGUMENTS, ["--output_dir", str(tmp_path), "--num_train_epochs", "0", "--max_steps", "3"])
+    [training_args] = [item for item in args if isinstance(item, TrainingArguments)]
+    assert training_args.max_steps == 3
 
 
 def test_a_bad_value_in_a_config_file_is_named(tmp_path, nothing_loads, capsys):

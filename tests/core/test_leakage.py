@@ -11,7 +11,6 @@ import string
 import numpy as np
 import pytest
 
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.leakage import (
     NEAR_SIMILARITY,
     check_leakage,
@@ -20,6 +19,7 @@ from hf_finetune.core.data.leakage import (
     near_duplicates,
     normalise,
 )
+from hf_finetune.core.errors import UserError
 
 
 def jaccard(first: str, second: str, n: int = 5) -> float:

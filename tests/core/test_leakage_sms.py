@@ -13,9 +13,9 @@ from collections import Counter
 
 import pytest
 
-from hf_finetune.methods.classify.data import prepare_classification
 from hf_finetune.core.data.leakage import check_leakage
 from hf_finetune.core.data.sources import REGISTRY, load_source
+from hf_finetune.methods.classify.data import prepare_classification
 
 
 @pytest.fixture(scope="module")

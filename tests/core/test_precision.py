@@ -13,8 +13,8 @@ from conftest import PROJECT
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainingArguments
 
-from hf_finetune.core.model import precision
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model import precision
 from hf_finetune.core.model.loading import load_classifier, load_tokenizer
 from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy, transformer_blocks
 from hf_finetune.core.run.preflight import settle_training_args

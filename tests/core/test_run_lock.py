@@ -19,7 +19,7 @@ from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER
 from hf_finetune.core.run.lock import LOCK_NAME, RunLock, run_lock
 from hf_finetune.methods.classify.head.train import main
-from recipes.spam import DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS
 
 HOST = socket.gethostname()
 
@@ -145,8 +145,8 @@ def test_sigterm_while_the_lock_is_held_exits_143_and_releases_it(tmp_path):
 
 def test_chat_compare_holds_the_lock_of_its_whole_output_folder(tiny_gpt2, tmp_path, other_process, capsys, monkeypatch):
     from hf_finetune.methods.chat import train as chat_train
-    from recipes.spanish_chat import DEFAULTS as CHAT_DEFAULTS
-    from recipes.spanish_chat import DEMO
+    from hf_finetune.recipes.spanish_chat import DEFAULTS as CHAT_DEFAULTS
+    from hf_finetune.recipes.spanish_chat import DEMO
 
     def loaded(self):
         raise AssertionError("a method's data loaded: the comparison's folder was not locked")

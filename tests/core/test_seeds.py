@@ -17,8 +17,8 @@ from transformers import TrainingArguments
 
 import hf_finetune.core.run.skeleton as run_module
 from hf_finetune import classify
-from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import run_cli
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 from hf_finetune.core.run.seeds import copied_training_args, final_metrics, run_history
 from hf_finetune.recipes import instruction, spanish_chat

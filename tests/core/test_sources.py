@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.sources import REGISTRY, load_source
+from hf_finetune.core.errors import UserError
 
 
 def label_counts(source) -> Counter:

@@ -9,10 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
-from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.data.collate import padding_collator
-from hf_finetune.core.model.lora import LoraArguments, apply_lora
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import load_classifier, load_tokenizer
+from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.core.model.trainers import OrderedEvalTrainer, TargetLossTrainer, progress_label
 
 TEXTS = ["WINNER! claim your prize now", "see you at six", "URGENT call 0800 now", "ok lar"]

@@ -17,8 +17,8 @@ from hf_finetune import chat_answer, generate, tiny
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.chat import train as chat_train
 from hf_finetune.methods.instruction import train as instruction_train
-from recipes import instruction as instruction_recipe
-from recipes import spanish_chat as chat_recipe
+from hf_finetune.recipes import instruction as instruction_recipe
+from hf_finetune.recipes import spanish_chat as chat_recipe
 
 CONTEXT = 128
 QUICK = ["--num_train_epochs", "1", "--per_device_train_batch_size", "2", "--report_to", "none",

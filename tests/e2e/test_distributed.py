@@ -119,8 +119,8 @@ def test_fsdp2_with_a_frozen_body_trains_the_last_block_and_saves_a_full_model(t
 
 
 def test_fsdp_without_a_gpu_is_refused_instead_of_silently_running_ddp(tmp_path, monkeypatch, tiny_gpt2, sms_zip):
-    from hf_finetune.core.run import preflight as training
     from hf_finetune.core.errors import UserError
+    from hf_finetune.core.run import preflight as training
     from hf_finetune.methods.classify.head import train as classification
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")  # what `accelerate launch` with fsdp.yaml exports

@@ -23,9 +23,10 @@ from conftest import PROJECT, python_module, run_command
 
 from hf_finetune import tiny
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.instruction.generate import generate_responses, load_generator
-from hf_finetune.methods.instruction.prompt import format_example
+from hf_finetune.methods.instruction.generate import load_generator
 from hf_finetune.methods.instruction.train import main
+from hf_finetune.methods.text.prompt import format_example
+from hf_finetune.methods.text.responses import generate_responses
 
 ENTRIES = 16
 SEED = os.environ.get("LEARNING_TEST_SEED", "0")  # the random init; to measure the spread over seeds

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.core.model.loading import load_classifier, load_tokenizer
+from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.core.model.saved_runs import is_adapter_run, load_sequence_classifier
 from hf_finetune.methods.classify.head import train as classification
 from hf_finetune.predict import load_predictor

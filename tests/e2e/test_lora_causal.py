@@ -11,8 +11,8 @@ import torch
 from conftest import PROJECT, python_module
 
 from hf_finetune import sft
-from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.core.model.loading import load_causal_lm, load_tokenizer
+from hf_finetune.core.model.lora import LoraArguments, apply_lora
 from hf_finetune.core.model.saved_runs import is_adapter_run, load_causal_lm_run
 from hf_finetune.methods.chat import answers as chat_answer
 from hf_finetune.methods.chat import train as chat_training

@@ -23,8 +23,9 @@ import pytest
 
 from hf_finetune import generate, tiny
 from hf_finetune.core.model.saved_runs import is_adapter_run
-from hf_finetune.methods.instruction.generate import generate_responses, load_generator
-from hf_finetune.methods.instruction.prompt import extract_response, format_example, format_prompt
+from hf_finetune.methods.instruction.generate import load_generator
+from hf_finetune.methods.text.prompt import extract_response, format_example, format_prompt
+from hf_finetune.methods.text.responses import generate_responses
 from hf_finetune.recipes import instruction, preference
 
 SEED = os.environ.get("LEARNING_TEST_SEED", "0")  # the random init; to measure the spread over seeds

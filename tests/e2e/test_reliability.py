@@ -40,8 +40,8 @@ from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.chat.train import main as chat_main
 from hf_finetune.methods.classify.head.train import main as head_main
 from hf_finetune.methods.instruction.train import main as instruction_main
-from recipes import instruction as instruction_recipe
-from recipes import spam, spanish_chat
+from hf_finetune.recipes import instruction as instruction_recipe
+from hf_finetune.recipes import spam, spanish_chat
 
 STEPS = 24  # every method's run below takes this many optimizer steps
 COMMON = ["--learning_rate", "1e-3", "--eval_strategy", "no", "--logging_steps", "1", "--save_strategy", "steps",

@@ -9,8 +9,8 @@ import pytest
 from conftest import python_module
 
 from hf_finetune import sft
-from hf_finetune.core.model import precision
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.model import precision
 
 QUICK = ["--max_steps", "4", "--eval_steps", "2", "--per_device_train_batch_size", "8", "--train_eval_samples", "16",
          "--logging_steps", "1", "--save_strategy", "no", "--disable_tqdm", "true", "--class_names", "neg,pos"]

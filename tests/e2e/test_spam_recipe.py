@@ -139,7 +139,7 @@ def test_bad_input_from_the_command_line_is_one_line_without_traceback(tmp_path,
 def test_bad_flags_give_one_clear_line(tmp_path, tiny_gpt2, sms_zip, capsys, flags, message):
     from hf_finetune.core.errors import run_cli
     from hf_finetune.methods.classify.head.train import main
-    from recipes.spam import DEFAULTS
+    from hf_finetune.recipes.spam import DEFAULTS
 
     argv = ["--model_name_or_path", str(tiny_gpt2), "--dataset", str(sms_zip), "--output_dir", str(tmp_path / "out"),
             *flags]  # fmt: skip

@@ -19,8 +19,8 @@ from hf_finetune import chat_answer, generate, predict
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.chat import train as chat_train
 from hf_finetune.methods.instruction import train as instruction_train
-from recipes import instruction as instruction_recipe
-from recipes import spanish_chat as chat_recipe
+from hf_finetune.recipes import instruction as instruction_recipe
+from hf_finetune.recipes import spanish_chat as chat_recipe
 
 GOOD_ENTRY = {"instruction": "Name the capital of France.", "input": "", "output": "Paris."}
 GOOD_TURNS = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hola."}]

@@ -18,7 +18,7 @@ import pytest
 from hf_finetune import classify, predict
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.classify.head.train import main as head_main
-from recipes.spam import DEFAULTS as SPAM_DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS as SPAM_DEFAULTS
 
 HAM = ["see you at six", "ok, on my way", "call me later", "lunch tomorrow?", "thanks, got it", "running late"]
 SPAM = ["WIN a prize now", "free entry, text WIN", "claim your cash", "urgent! call 0900", "you won a trip", "txt STOP"]

@@ -13,7 +13,7 @@ import pytest
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.methods.classify.head.train import main
-from recipes.spam import DEFAULTS
+from hf_finetune.recipes.spam import DEFAULTS
 
 
 def sms_frame(sms_zip) -> pd.DataFrame:

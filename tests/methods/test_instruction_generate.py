@@ -10,8 +10,8 @@ import pytest
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.generate import main as generate_main
-from hf_finetune.methods.instruction.judge import Judge, judge_responses, parse_score
-from hf_finetune.methods.instruction.prompt import extract_response
+from hf_finetune.methods.text.judge import Judge, judge_responses, parse_score
+from hf_finetune.methods.text.prompt import extract_response
 
 
 @pytest.mark.parametrize(

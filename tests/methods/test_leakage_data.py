@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.data.leakage import check_leakage
 from hf_finetune.core.data.sources import load_source
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
 from hf_finetune.methods.chat.train import ARGUMENTS as CHAT_ARGUMENTS
 from hf_finetune.methods.chat.train import ChatMethod

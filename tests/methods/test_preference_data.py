@@ -16,13 +16,12 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.methods.instruction.encoding import prompt_ids
-from hf_finetune.methods.instruction.prompt import format_prompt
 from hf_finetune.methods.preference.arguments import INSTRUCTION_RUN, LOSS_TYPES
 from hf_finetune.methods.preference.data import load_preference_data
 from hf_finetune.methods.preference.encoding import encode_pair, encode_pairs
 from hf_finetune.methods.preference.train import main
-from recipes.preference import DEFAULTS
+from hf_finetune.methods.text.prompt import format_prompt, prompt_ids
+from hf_finetune.recipes.preference import DEFAULTS
 
 BOOK_FILE = ("data", "llms_from_scratch_instruction", "instruction-data-with-preference.json")
 IDENTICAL_PAIRS = [123, 227, 401, 567, 629, 677]  # entries of the book's file whose chosen == rejected

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import has_length
+
 from hf_finetune.core.report.console import logger
 
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}

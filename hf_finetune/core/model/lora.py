@@ -11,9 +11,8 @@ classifier's config.json); saved_runs.py, predict, generate and chat_answer load
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel

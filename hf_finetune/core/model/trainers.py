@@ -25,10 +25,10 @@ from transformers import Trainer
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from hf_finetune.core.model.callbacks import LabelledProgressCallback
 from hf_finetune.core.data.collate import IGNORE_INDEX
-from hf_finetune.core.model.loading import is_sequence_classifier
 from hf_finetune.core.data.splits import SPLIT_PREFIX
+from hf_finetune.core.model.callbacks import LabelledProgressCallback
+from hf_finetune.core.model.loading import is_sequence_classifier
 
 
 def train_and_eval_datasets(encoded, sample_size: int, seed: int | None = None) -> dict:

@@ -23,8 +23,8 @@ import yaml
 from transformers import Trainer, TrainingArguments
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.report.files import atomic_write_text
 from hf_finetune.core.report.console import logger
+from hf_finetune.core.report.files import atomic_write_text
 
 CARD = "README.md"
 SECRET_FLAGS = ("--hub_token",)

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from transformers import TrainingArguments
 
-from hf_finetune.core.model.device import accelerator_available
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.model.device import accelerator_available
 from hf_finetune.core.model.precision import check_precision
 from hf_finetune.core.report.files import FINISHED_MARKER
 from hf_finetune.core.report.hub import check_hub_push, hub_token_moved_out

@@ -12,10 +12,10 @@ from pathlib import Path
 from peft import TaskType
 from transformers import Trainer
 
-from hf_finetune.core.run.checkpoints import newest_complete_checkpoint, write_failure
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.report.files import FINISHED_MARKER, NEW_FILE_MODE
+from hf_finetune.core.run.checkpoints import newest_complete_checkpoint, write_failure
 
 STAGING = ".final-model.partial"
 

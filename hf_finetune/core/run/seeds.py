@@ -17,17 +17,17 @@ from __future__ import annotations
 import copy
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from collections.abc import Callable
 
 import yaml
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.console import logger
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.report.console import logger
 from hf_finetune.core.run.series import copied_training_args, series_folder
 
 SUMMARY = "summary.json"

@@ -23,7 +23,9 @@ from pathlib import Path
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.callbacks import EXIT_CODES, NonFiniteGuard, NonFiniteLoss, PreemptionCallback
+from hf_finetune.core.report.console import logger
 from hf_finetune.core.run.checkpoints import (
     TRAINER_STATE,
     checkpoint_problem,
@@ -31,8 +33,6 @@ from hf_finetune.core.run.checkpoints import (
     remove_unfinished_checkpoint,
     write_failure,
 )
-from hf_finetune.core.errors import UserError
-from hf_finetune.core.report.console import logger
 
 
 class TrainingStopped(UserError):

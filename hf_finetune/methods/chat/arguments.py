@@ -3,9 +3,8 @@ and the SFTConfig its completion_only method trains with."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import TrainingArguments
 

@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterable
 
 import datasets
 
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.files import json_type
 from hf_finetune.core.data.sources import load_source
+from hf_finetune.core.errors import UserError
 
 USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
 ROLE_ALIASES = {

@@ -20,19 +20,19 @@ from pathlib import Path
 
 from transformers import Trainer, TrainingArguments
 
-from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.arguments import ModelArguments, RunArguments, training_args_as
-from hf_finetune.core.parsing import parse_arguments
-from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.data.leakage import first_copies
-from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainable import count_parameters
-from hf_finetune.core.run.method import Method
-from hf_finetune.core.run.skeleton import run
-from hf_finetune.core.report.console import logger
-from hf_finetune.core.run.series import series_folder
 from hf_finetune.core.model.trainers import TargetLossTrainer, supports_target_logits
+from hf_finetune.core.parsing import parse_arguments
+from hf_finetune.core.report.console import logger
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.series import series_folder
+from hf_finetune.core.run.skeleton import run
 
 from .answers import AnswerTracker, answer_questions, training_questions
 from .arguments import ChatArguments, sft_config_from

@@ -15,21 +15,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 from torch import nn
 
+from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.report.curves import plt, save_figure
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 
 ECE_BINS = 15
 # Temperatures searched; an optimum at either end means the NLL has no minimum in between.

@@ -8,20 +8,19 @@ one), else the row counted from 1.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import datasets
 import numpy as np
 from transformers import TrainingArguments
 
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.sources import SourceData, check_dataset_url, load_source
 from hf_finetune.core.data.splits import SPLITS, balance_classes, parse_fractions, seeded_split
+from hf_finetune.core.errors import UserError
 
 
 @dataclass

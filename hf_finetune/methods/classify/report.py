@@ -11,12 +11,12 @@ import yaml
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 from transformers import Trainer
 
-from hf_finetune.methods.classify.data import ClassificationData
 from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 from hf_finetune.core.report.curves import history_from_log, plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
+from hf_finetune.methods.classify.data import ClassificationData
 
 REPORT_EXAMPLES = 8
 TEST_PREDICTIONS = "test_predictions.jsonl"  # one line per test text: what `hf_finetune.compare` lines up

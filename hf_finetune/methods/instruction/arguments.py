@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dataclasses import dataclass, field
-
 from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
 
 from .data import Columns
-from .generate import DEFAULT_MAX_NEW_TOKENS
 
 
 @dataclass

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import datasets
 
-from hf_finetune.core.errors import UserError
-from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.files import json_type
+from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.core.data.splits import SPLITS, file_order_split, parse_fractions
-
-from .prompt import FIELDS
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.prompt import FIELDS, request_texts
 
 
 @dataclass
@@ -34,11 +33,6 @@ def entry_texts(split: datasets.Dataset) -> list[str]:
     """Each entry's instruction, input (when there is one) and output, a line each: the entry without
     the Alpaca prompt's fixed words, which would make every entry look alike."""
     return request_texts(split, "output")
-
-
-def request_texts(split: datasets.Dataset, answer_column: str) -> list[str]:
-    """Each row's instruction, input (when there is one) and answer, a line each."""
-    return ["\n".join(part for part in parts if part) for parts in zip(split["instruction"], split["input"], split[answer_column])]
 
 
 @dataclass(frozen=True)

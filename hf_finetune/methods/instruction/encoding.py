@@ -12,18 +12,9 @@ from __future__ import annotations
 import datasets
 
 from hf_finetune.core.data.collate import IGNORE_INDEX
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.tokenize_cache import map_once
-
-from .prompt import format_request, response_header
-
-
-def prompt_ids(tokenizer, instruction: str, input: str = "") -> tuple[list[int], list[int]]:
-    """(request ids, response-header ids), tokenized apart so training and generation see the
-    very same ids before the response."""
-    request = tokenizer(format_request(instruction, input), add_special_tokens=True)["input_ids"]
-    header = tokenizer(response_header(), add_special_tokens=False)["input_ids"]
-    return request, header
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.prompt import prompt_ids
 
 
 def encode_example(

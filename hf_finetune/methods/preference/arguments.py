@@ -3,16 +3,15 @@ and the DPOConfig it trains with."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from transformers import TrainingArguments
 
 from hf_finetune.core.arguments import training_args_as
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.sources import check_dataset_url
-from hf_finetune.methods.instruction.generate import DEFAULT_MAX_NEW_TOKENS
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
 
 from .data import PairColumns
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import datasets
 
-from hf_finetune.core.errors import UserError
-from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.files import json_type
+from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.core.data.splits import SPLITS, file_order_split, parse_fractions
-from hf_finetune.methods.instruction.data import request_texts
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.prompt import request_texts
 
 FIELDS = ("instruction", "input", "chosen", "rejected")
 ANSWERS = {"chosen": "preferred answer", "rejected": "answer to move away from"}

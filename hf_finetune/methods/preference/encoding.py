@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datasets
 
-from hf_finetune.core.errors import UserError
 from hf_finetune.core.data.tokenize_cache import map_once
-from hf_finetune.methods.instruction.encoding import prompt_ids
+from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.prompt import prompt_ids
 
 ENCODED = ("prompt_ids", "chosen_ids", "rejected_ids")
 

@@ -12,10 +12,10 @@ from hf_finetune.core.data.leakage import leakage_markdown
 from hf_finetune.core.report.curves import history_from_log, plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.methods.instruction.generate import generate_responses
-from hf_finetune.methods.instruction.judge import judge_responses
-from hf_finetune.methods.instruction.prompt import format_request
-from hf_finetune.methods.instruction.report import rouge_l
+from hf_finetune.methods.text.judge import judge_responses
+from hf_finetune.methods.text.prompt import format_request
+from hf_finetune.methods.text.responses import generate_responses
+from hf_finetune.methods.text.rouge import rouge_l
 
 from .arguments import PreferenceArguments
 

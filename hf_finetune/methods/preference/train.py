@@ -16,12 +16,12 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
-from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.arguments import ModelArguments, RunArguments
-from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from transformers import TrainingArguments
 
+from hf_finetune.core.report.hub import is_adapter, model_card, training_summary
 from hf_finetune.methods.classify.calibration import with_probability_limit
 from hf_finetune.methods.classify.data import ClassificationData
 from hf_finetune.methods.classify.report import CLASSIFIER_LIMITS, classification_data_lines, split_table
-from hf_finetune.core.report.hub import is_adapter, model_card, training_summary
 
 
 def head_card(base_model: str, data: ClassificationData, results: dict, what_trains: str, args: TrainingArguments) -> str:

@@ -14,6 +14,16 @@ from pathlib import Path
 
 from transformers import DataCollatorWithPadding, TrainingArguments
 
+from hf_finetune.core.arguments import ModelArguments, RunArguments
+from hf_finetune.core.data.tokenize_cache import context_length
+from hf_finetune.core.errors import run_cli
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.model.loading import load_classifier
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.trainers import OrderedEvalTrainer, train_and_eval_datasets
+from hf_finetune.core.parsing import parse_arguments
+from hf_finetune.core.run.method import Method
+from hf_finetune.core.run.skeleton import run
 from hf_finetune.methods.classify.calibration import (
     Calibration,
     CalibrationArguments,
@@ -21,7 +31,6 @@ from hf_finetune.methods.classify.calibration import (
     fold_temperature,
     require_foldable_head,
 )
-from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
 from hf_finetune.methods.classify.report import (
     classification_metrics,
@@ -29,15 +38,6 @@ from hf_finetune.methods.classify.report import (
     evaluate_splits,
     write_classification_results,
 )
-from hf_finetune.core.arguments import ModelArguments, RunArguments
-from hf_finetune.core.parsing import parse_arguments
-from hf_finetune.core.errors import run_cli
-from hf_finetune.core.model.lora import LoraArguments
-from hf_finetune.core.model.loading import load_classifier
-from hf_finetune.core.run.method import Method
-from hf_finetune.core.run.skeleton import run
-from hf_finetune.core.data.tokenize_cache import context_length
-from hf_finetune.core.model.trainers import OrderedEvalTrainer, train_and_eval_datasets
 
 from .card import head_card
 from .encoding import encode_for_head

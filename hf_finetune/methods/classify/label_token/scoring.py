@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hf_finetune.methods.classify.report import classification_metrics
 from hf_finetune.core.model.trainers import TargetLossTrainer
+from hf_finetune.methods.classify.report import classification_metrics
 
 from .words import LabelWords
 

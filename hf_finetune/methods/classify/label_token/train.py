@@ -10,23 +10,27 @@ ids, the separator and the text budget), which `hf_finetune.predict` needs.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from hf_finetune.methods.classify.calibration import Calibration, CalibrationArguments, calibration_headline
-from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
-from hf_finetune.methods.classify.data import DataArguments, load_classification_data
-from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
+from transformers import TrainingArguments
+
+from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.collate import padding_collator
-from hf_finetune.core.errors import UserError
+from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
+from hf_finetune.core.data.tokenize_cache import context_length
+from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.trainers import train_and_eval_datasets
+from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.files import atomic_write_json
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.run.method import Method
-from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
-from hf_finetune.core.data.tokenize_cache import context_length
-from hf_finetune.core.model.trainers import train_and_eval_datasets
+from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.calibration import Calibration, CalibrationArguments, calibration_headline
+from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
 
 from .card import label_token_card
 from .encoding import encode_label_token
@@ -34,20 +38,11 @@ from .predict import LABEL_TOKEN_FILE, TEMPERATURE_KEY
 from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
 from .words import resolve_label_words, text_budget
 
-CLASSIFIER_METHODS = ("label-token", "head")
-
 
 @dataclass
 class LabelTokenArguments:
     help_section: ClassVar[str] = "label-token method"
 
-    method: str = field(
-        default="label-token",
-        metadata={
-            "help": "'label-token': the LM writes a label word after the text; 'head': a class head read at the "
-            "last real token (the spam recipe's method)."
-        },
-    )
     label_words: str | None = field(
         default=None,
         metadata={"help": "Comma-separated word per class, in class order (default: the class names, e.g. neg,pos)."},
@@ -56,10 +51,11 @@ class LabelTokenArguments:
         default=None, metadata={"help": "Text between the text and the label word (default: the end-of-text token)."}
     )
 
-    def __post_init__(self):
-        self.method = self.method.replace("_", "-")  # label_token, as the package is named, is meant too
-        if self.method not in CLASSIFIER_METHODS:
-            raise UserError(f"--method: '{self.method}' is not a method; use {' or '.join(CLASSIFIER_METHODS)}.")
+
+ARGUMENTS = (
+    ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments,
+    CalibrationArguments,
+)  # fmt: skip
 
 
 class LabelTokenMethod(Method):
@@ -170,3 +166,10 @@ class LabelTokenMethod(Method):
         return label_token_card(
             self.model_args.model_name_or_path, self.data, results, self.label_words, results["trainable"], trainer.args
         )
+
+
+def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
+    model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args = parse_arguments(
+        ARGUMENTS, argv, defaults, __doc__
+    )
+    return run(LabelTokenMethod(model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args))

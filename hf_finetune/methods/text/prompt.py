@@ -15,6 +15,8 @@ a Large Language Model (From Scratch)"; an entry with an empty input has no inpu
 
 from __future__ import annotations
 
+import datasets
+
 PREAMBLE = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the request."
 )
@@ -61,3 +63,16 @@ def extract_response(generated: str) -> str:
         text = text[len(RESPONSE_HEADER) :].strip()
     cut = min((text.find(header) for header in SECTION_HEADERS if header in text), default=len(text))
     return text[:cut].strip()
+
+
+def prompt_ids(tokenizer, instruction: str, input: str = "") -> tuple[list[int], list[int]]:
+    """(request ids, response-header ids), tokenized apart so training and generation see the
+    very same ids before the response."""
+    request = tokenizer(format_request(instruction, input), add_special_tokens=True)["input_ids"]
+    header = tokenizer(response_header(), add_special_tokens=False)["input_ids"]
+    return request, header
+
+
+def request_texts(split: datasets.Dataset, answer_column: str) -> list[str]:
+    """Each row's instruction, input (when there is one) and answer, a line each."""
+    return ["\n".join(part for part in parts if part) for parts in zip(split["instruction"], split["input"], split[answer_column])]

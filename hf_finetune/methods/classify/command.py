@@ -1,0 +1,64 @@
+"""The classify command: one text/label dataset, either classifier method (`--method label-token`,
+the default, or `head`); the classify recipe (recipes/classify.py) gives its defaults."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from transformers import TrainingArguments
+
+from hf_finetune.core.arguments import ModelArguments, RunArguments
+from hf_finetune.core.errors import UserError
+from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.parsing import parse_arguments
+from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.calibration import CalibrationArguments
+from hf_finetune.methods.classify.data import DataArguments
+from hf_finetune.methods.classify.head.train import HeadMethod
+from hf_finetune.methods.classify.label_token.train import LabelTokenArguments, LabelTokenMethod
+
+CLASSIFIER_METHODS = ("label-token", "head")
+
+
+@dataclass
+class ClassifierArguments:
+    help_section: ClassVar[str] = "classifier"
+
+    method: str = field(
+        default="label-token",
+        metadata={
+            "help": "'label-token': the LM writes a label word after the text; 'head': a class head read at the "
+            "last real token (the spam recipe's method)."
+        },
+    )
+
+    def __post_init__(self):
+        self.method = self.method.replace("_", "-")  # label_token, as the package is named, is meant too
+        if self.method not in CLASSIFIER_METHODS:
+            raise UserError(f"--method: '{self.method}' is not a method; use {' or '.join(CLASSIFIER_METHODS)}.")
+
+
+ARGUMENTS = (
+    ModelArguments, DataArguments, ClassifierArguments, LabelTokenArguments, RunArguments, TrainingArguments,
+    LoraArguments, CalibrationArguments,
+)  # fmt: skip
+
+
+def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
+    model_args, data_args, choice, label_token_args, run_args, training_args, lora_args, calibration_args = (
+        parse_arguments(ARGUMENTS, argv, defaults, __doc__)
+    )
+    if choice.method == "head":
+        for flag, value in (("--label_words", label_token_args.label_words), ("--separator", label_token_args.separator)):
+            if value is not None:
+                raise UserError(
+                    f"{flag}: label words are written by --method label-token only; drop {flag} for --method head."
+                )
+        method = HeadMethod(model_args, data_args, run_args, training_args, lora_args, calibration_args)
+    else:
+        method = LabelTokenMethod(
+            model_args, data_args, label_token_args, run_args, training_args, lora_args, calibration_args
+        )
+    method.options += (choice,)  # config.yaml says which method, so that it reruns as the same one
+    return run(method)
