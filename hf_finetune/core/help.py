@@ -9,6 +9,7 @@ dataclass that names none is the command's own.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -56,7 +57,7 @@ def command_prog(default: str | None = None) -> str | None:
 def module_prog() -> str | None:
     """`python -m hf_finetune.classify` for a module of this package run with -m, not argparse's
     `classify.py`; None (argparse's file name) for a script such as recipes/spam.py."""
-    script = Path(sys.argv[0]).resolve()
+    script = Path(os.path.abspath(sys.argv[0]))  # not resolved: recipes/ is a link into the package
     package = Path(__file__).resolve().parents[1]
     if script.suffix != ".py" or package not in script.parents:
         return None

@@ -97,7 +97,7 @@ def command_line(argv: list[str] | None = None) -> str:
         if token.startswith(tuple(f"{flag}=" for flag in SECRET_FLAGS)):
             continue
         shown.append(token)
-    script = Path(argv[0] if argv else "recipe.py").resolve()
+    script = Path(os.path.abspath(argv[0] if argv else "recipe.py"))  # not resolved: recipes/ links into the package
     package = Path(__file__).resolve().parents[2]
     if script.is_relative_to(package):  # started as `python -m hf_finetune.<module>`
         target = ["-m", ".".join([package.name, *script.relative_to(package).with_suffix("").parts])]
