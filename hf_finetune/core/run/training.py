@@ -24,7 +24,13 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.callbacks import EXIT_CODES, NonFiniteGuard, NonFiniteLoss, PreemptionCallback
+from hf_finetune.core.model.callbacks import (
+    EXIT_CODES,
+    CheckpointAfterEpochEnd,
+    NonFiniteGuard,
+    NonFiniteLoss,
+    PreemptionCallback,
+)
 from hf_finetune.core.report.console import logger
 from hf_finetune.core.run.checkpoints import (
     TRAINER_STATE,
@@ -82,6 +88,7 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
     guard = NonFiniteGuard(skip_nonfinite_batches)
     trainer.add_callback(preemption)
     trainer.add_callback(guard)
+    trainer.add_callback(CheckpointAfterEpochEnd())  # last: it sees every request to save
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint)
     except NonFiniteLoss as error:
