@@ -22,19 +22,20 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.core.checks import check_writable_folder
+from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.saved_runs import require_saved_run
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.run.ownership import run_folder_above
 from hf_finetune.core.run.seeds import (
     CONFIG,
     SUMMARY,
     examples_per_epoch,
     final_metrics,
     read_json,
-    read_results,
     run_history,
 )
 from hf_finetune.methods.classify.report import TEST_PREDICTIONS
@@ -56,13 +57,26 @@ class ComparedRun:
     def label_names(self) -> list[str] | None:
         return self.results[0].get("label_names")
 
+    @property
+    def varies_split(self) -> bool:
+        """Whether the seeds of a --seeds run cut their own data splits (--seeds_vary_split, or a series
+        trained before one split for every seed was the rule: then each seed cut its split with its seed)."""
+        return self.seeds is not None and bool(self.config.get("seeds_vary_split", "split" in self.config
+                                                                and "split_seed" not in self.config))  # fmt: skip
+
     def describe(self) -> str:
         if self.seeds is None:
             return "one run"
-        return f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
+        split = ""
+        if self.varies_split:
+            split = ", each seed with its own data split"
+        elif self.config.get("split_seed") is not None:
+            split = f", one data split for all (split seed {self.config['split_seed']})"
+        return f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}){split}"
 
 
 def read_config(folder: Path) -> dict:
+    """The run's flags, every TrainingArguments value included (older files left out those at their defaults)."""
     path = folder / CONFIG
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -70,7 +84,61 @@ def read_config(folder: Path) -> dict:
         raise UserError(f"{folder} has no {CONFIG} (the run's flags), so it cannot be compared; train it again.") from None
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise UserError(f"{path} cannot be read ({error.__class__.__name__}); train that run again.") from None
-    return config if isinstance(config, dict) else {}
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a mapping of flags to values, as a run writes it; train that run again.")
+    return with_training_defaults(config)
+
+
+def damaged(path: Path, why: str, way_out: str = "train that run again") -> UserError:
+    return UserError(f"{path} is damaged ({why}); {way_out}.")
+
+
+def checked_results(path: Path) -> dict:
+    """A finished run's all_results.json, checked for the shape compare reads: an object whose
+    label_names are texts and whose history points are objects with numbers for epoch and step."""
+    results = read_json(path)
+    if not isinstance(results, dict):
+        raise damaged(path, f"{type(results).__name__}, not an object")
+    names = results.get("label_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
+        raise damaged(path, "its label_names are not a list of texts")
+    history = results.get("history")
+    histories = history.values() if isinstance(history, dict) else [history]
+    for points in histories:
+        if points is None:
+            continue
+        if not isinstance(points, list) or not all(isinstance(point, dict) for point in points):
+            raise damaged(path, "its history is not a list of logged points")
+        for point in points:
+            if any(key in point and not is_number(point[key]) for key in ("epoch", "step", "examples_seen")):
+                raise damaged(path, f"a history point has a non-number epoch or step: {point}")
+    return results
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_summary(path: Path) -> dict:
+    """A --seeds run's summary.json, checked for the shape compare reads."""
+    summary = read_json(path)
+    way_out = "run the --seeds command again, which keeps the finished seeds and writes it anew"
+    if not isinstance(summary, dict):
+        raise damaged(path, f"{type(summary).__name__}, not an object", way_out)
+    seeds, runs, metrics = summary.get("seeds"), summary.get("runs"), summary.get("metrics")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds):
+        raise damaged(path, "its seeds are not a list of whole numbers", way_out)
+    if not isinstance(runs, list) or len(runs) != len(seeds) or \
+            not all(isinstance(run, dict) and isinstance(run.get("folder"), str) for run in runs):  # fmt: skip
+        raise damaged(path, "its runs are not one object with a folder per seed", way_out)
+    if any(Path(run["folder"]).is_absolute() or ".." in Path(run["folder"]).parts for run in runs):
+        raise damaged(path, "a run's folder is not a folder inside the series", way_out)
+    if not isinstance(metrics, dict) or not all(
+        isinstance(figures, dict) and is_number(figures.get("mean")) and
+        (figures.get("std") is None or is_number(figures.get("std"))) for figures in metrics.values()
+    ):  # fmt: skip
+        raise damaged(path, "its metrics are not a mean and std per metric", way_out)
+    return summary
 
 
 def unfinished(folder: Path) -> UserError:
@@ -89,21 +157,21 @@ def unfinished(folder: Path) -> UserError:
 
 def load_run(folder: Path, name: str) -> ComparedRun:
     if (folder / SUMMARY).is_file():
-        summary = read_json(folder / SUMMARY)
+        summary = checked_summary(folder / SUMMARY)
         run_folders = [folder / run["folder"] for run in summary["runs"]]
         for run_folder in run_folders:
             if not (run_folder / FINISHED_MARKER).is_file():
                 raise UserError(f"{run_folder} has no {FINISHED_MARKER}, though {folder / SUMMARY} lists it; run the "
                                 f"--seeds command again to finish it.")  # fmt: skip
+        results = [checked_results(run_folder / FINISHED_MARKER) for run_folder in run_folders]
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
                    for key, figures in summary["metrics"].items()}  # fmt: skip
         config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
-        return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders,
-                           [read_results(run_folder) for run_folder in run_folders])  # fmt: skip
+        return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
         raise unfinished(folder)
-    results = read_results(folder)
+    results = checked_results(folder / FINISHED_MARKER)
     rows = results.get("methods")
     if isinstance(rows, list) and len(rows) > 1:
         raise UserError(f"{folder} holds {len(rows)} chat loss methods (--compare), compared in its comparison.md; "
@@ -171,10 +239,16 @@ def predictions(run: ComparedRun) -> dict[tuple[str, str], Counter]:
     for folder in run.run_folders:
         seen = set()
         path = folder / TEST_PREDICTIONS
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise UserError(f"{path} is not UTF-8 (byte {error.start}); train that run again.") from None
+        for number, line in enumerate(lines, 1):
             try:
                 row = json.loads(line)
                 key, guess = (row["text"], row["label"]), row["predicted"]
+                if not all(isinstance(value, str) for value in (*key, guess)):
+                    raise TypeError
             except (ValueError, KeyError, TypeError):
                 raise UserError(f"{path}, line {number}: not a test prediction (text, label, predicted); train that "
                                 f"run again.") from None  # fmt: skip
@@ -219,8 +293,9 @@ def flipped_section(flipped: dict, runs: list[ComparedRun]) -> str:
     lines = [f"Of the {flipped['shared']} test texts every run scored, {len(examples)} "
              f"{'is' if len(examples) == 1 else 'are'} labelled differently" + (f" ({right})." if examples else ".")]
     if any(run.seeds for run in runs):
-        lines.append("A --seeds run's label is the one most of its seeds gave (each seed's split draws its own test "
-                     "texts: only texts every run scored are compared).")
+        lines.append("A --seeds run's label is the one most of its seeds gave" + (
+            " (a run whose seeds cut their own splits tests each seed on other texts: only texts every run scored are "
+            "compared)." if any(run.varies_split for run in runs) else "."))  # fmt: skip
     if examples:
         shown = examples[:SHOWN_EXAMPLES]
         lines.append(markdown_table(["text", "true", *(run.name for run in runs)],
@@ -323,6 +398,20 @@ def compare(runs: list[ComparedRun]) -> tuple[dict, list[str]]:
     return data, sections
 
 
+def check_output_folder(output: Path, folders: list[Path]) -> None:
+    """--output must be a folder of its own: not a run, a series or a folder inside one (whose files
+    it would replace), nor a file; an earlier compare output is replaced."""
+    if any(output.resolve() == folder.resolve() for folder in folders):
+        raise UserError(f"--output: {output} is one of the runs compared, whose own curves it would replace; choose "
+                        f"another folder.")  # fmt: skip
+    inside = run_folder_above(output)
+    if inside is not None:
+        where = "is" if inside == output.absolute() else f"is inside {inside}, which is"
+        raise UserError(f"--output: {output} {where} the folder of a run or series, whose files compare would replace "
+                        f"or mix with its own; choose a folder outside every run.")  # fmt: skip
+    check_writable_folder(output, "--output")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = ToolParser("python -m hf_finetune.compare", __doc__)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
@@ -336,10 +425,7 @@ def main(argv: list[str] | None = None) -> dict:
         if any(folder.resolve() == other.resolve() for other in folders[:index]):
             raise UserError(f"{folder} is given twice; pass each run once.")
     if args.output is not None:
-        if any(args.output.resolve() == folder.resolve() for folder in folders):
-            raise UserError(f"--output: {args.output} is one of the runs compared, whose own curves it would "
-                            f"replace; choose another folder.")
-        check_writable_folder(args.output, "--output")
+        check_output_folder(args.output, folders)
     runs = [load_run(folder, name) for folder, name in zip(folders, run_names(folders))]
     check_comparable(runs)
     data, sections = compare(runs)

@@ -61,7 +61,11 @@ class RunArguments:
     )
     seeds: str | None = field(
         default=None,
-        metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md."},
+        metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md; one data split for all."},
+    )
+    seeds_vary_split: bool = field(
+        default=False,
+        metadata={"help": "With --seeds: each seed also cuts its own data split (the spread then includes the split's)."},
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})

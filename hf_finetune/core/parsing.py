@@ -77,7 +77,8 @@ def parse_arguments(
     if TrainingArguments in dataclass_types:
         defaults = {**cpu_processes_without_accelerator(), **defaults}
     parser.set_defaults(**defaults)
-    argv, from_file = config_file_argv(argv, known)
+    list_flags = frozenset(action.dest for action in parser._actions if action.nargs in ("+", "*"))
+    argv, from_file = config_file_argv(argv, known, list_flags)
     try:
         try:
             parsed = parser.parse_args_into_dataclasses(args=argv)

@@ -45,7 +45,7 @@ def seeds_run(folder: Path, accuracies: list[float], predictions: list[list[str]
     for seed, accuracy, predicted in zip(seeds, accuracies, predictions):
         finished_run(folder / f"seed-{seed}", predicted, test_accuracy=accuracy, seed=seed)
     (folder / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "seeds": ",".join(map(str, seeds))}))
-    write_summary(folder, seeds, kept=[])
+    write_summary(folder, seeds, kept=[], config={})
     return folder
 
 
@@ -105,7 +105,7 @@ def test_a_difference_smaller_than_the_seed_spread_is_marked_and_a_larger_one_is
     [pair] = data["within_seed_spread"]["test_accuracy"]
     assert pair["runs"] == ["seeded", "close"] and pair["difference"] == pytest.approx(0.05)
     assert "| test_accuracy | 0.6000 ± 0.1000 | 0.6500 | 0.9000 | seeded vs close (0.0500 < std 0.1000) |" in out
-    assert data["flags"]["seed"] == ["one per seed", None, None]
+    assert data["flags"]["seed"] == ["one per seed", 42, 42]  # a file without seed: TrainingArguments' default
     assert data["flags"]["seeds"] == ["1,2,3", None, None]
 
 

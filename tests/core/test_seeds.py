@@ -20,6 +20,7 @@ from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
+from hf_finetune.core.run.preflight import settle_training_args
 from hf_finetune.core.run.seeds import copied_training_args, final_metrics, run_history
 from hf_finetune.recipes import instruction, spanish_chat
 
@@ -49,6 +50,8 @@ class RecordedRuns:
         folder = method.training_args.output_dir
         seed = method.training_args.seed
         Path(folder).mkdir(parents=True, exist_ok=True)
+        settle_training_args(method.training_args, method.run_args.skip_nonfinite_batches,
+                             method.required_training_arguments())  # as a run does before its config.yaml
         (Path(folder) / "config.yaml").write_text(yaml.safe_dump(method.config(), sort_keys=False))
         history = [{"step": step, "epoch": step / 2, "examples_seen": step * 4, "train_loss": 1.0 / (seed + step),
                     "eval_validation_accuracy": 0.5 + step / 10} for step in (1, 2)]  # fmt: skip

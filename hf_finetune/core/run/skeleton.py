@@ -32,7 +32,7 @@ __all__ = ["Method", "run"]
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
-    if method.run_args.seeds:
+    if method.run_args.seeds is not None or method.run_args.seeds_vary_split:
         return run_seeds(method, run_one)
     return run_one(method)
 
@@ -46,7 +46,7 @@ def run_locked(method: Method) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
-    guard_output_dir(args.output_dir, run_args.overwrite_output_dir)  # a finished run is not replaced unasked
+    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series)  # nor another's folder
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.

@@ -199,9 +199,10 @@ def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> 
                    output_dir=str(folder / name)), lora_args, name, demo, writes_report=False)
         for name in LOSS_METHODS
     ]  # fmt: skip
-    with series_folder(whole) as config:
+    with series_folder(whole, "chat --compare", list(LOSS_METHODS)) as config:
         rows = []
         for number, method in enumerate(methods, 1):
+            method.series = folder
             logger.info(f"=== method {number} of {len(methods)}: {method.loss_method}, into "
                         f"{method.training_args.output_dir} ===\n")  # fmt: skip
             rows.append(run(method))

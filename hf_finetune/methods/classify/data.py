@@ -54,6 +54,10 @@ class DataArguments:
         default="0.7,0.1,0.2",
         metadata={"help": "train,validation,test fractions of one-split data (seeded shuffle)."},
     )
+    split_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the --split shuffle and of --balance (default: --seed; --seeds keeps one split)."},
+    )
     max_length: int | None = field(
         default=None, metadata={"help": "Truncate texts to this many tokens (default: the model's context)."}
     )
@@ -71,6 +75,7 @@ class ClassificationData:
     splits: datasets.DatasetDict  # train/validation/test with columns `text` (str) and `label` (int)
     label_names: list[str]
     notes: list[str] = field(default_factory=list)
+    split_seed: int | None = None  # the seed the split (and --balance) drew with; None: the data came split
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -136,7 +141,7 @@ def prepare_classification(
     if missing:
         checked.update(seeded_split(checked.pop("train"), fractions, missing, rng))
         sizes = ", ".join(f"{name}={len(part['label'])}" for name, part in checked.items())
-        notes.append(f"split {sizes} with seed {seed}")
+        notes.append(f"split {sizes} with split seed {seed}")
 
     result = datasets.DatasetDict(
         {
@@ -169,7 +174,7 @@ def prepare_classification(
             f"--dataset: the train split has no example of {', '.join(repr(name) for name in unseen)} (only of "
             f"{', '.join(repr(name) for name in seen)}); a classifier learns only the classes its training data shows."
         )
-    return ClassificationData(splits=result, label_names=names, notes=notes)
+    return ClassificationData(splits=result, label_names=names, notes=notes, split_seed=seed if missing or balance else None)
 
 
 def _deduplicated(checked: dict[str, dict[str, list]]) -> tuple[dict[str, dict[str, list]], str]:
@@ -308,6 +313,8 @@ def check_data_arguments(data_args: DataArguments) -> None:
     parse_class_names(data_args.class_names)
     if data_args.max_length is not None and data_args.max_length < 1:
         raise UserError(f"--max_length: {data_args.max_length} must be 1 or more (or unset for the model's context).")
+    if data_args.split_seed is not None and not 0 <= data_args.split_seed < 2**32:
+        raise UserError(f"--split_seed: {data_args.split_seed} must be between 0 and 2**32 - 1.")
     if data_args.train_eval_samples < 0:
         raise UserError(f"--train_eval_samples: {data_args.train_eval_samples} must not be negative.")
     check_dataset_url(data_args.dataset, data_args.dataset_url)
@@ -334,7 +341,7 @@ def load_classification_data(data_args: DataArguments, training_args: TrainingAr
         class_names=data_args.class_names,
         balance=data_args.balance,
         split=data_args.split,
-        seed=training_args.seed,
+        seed=training_args.seed if data_args.split_seed is None else data_args.split_seed,
         dedupe=data_args.dedupe,
     )
     data.notes.insert(0, source.origin)
