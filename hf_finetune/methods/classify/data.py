@@ -130,6 +130,7 @@ def prepare_classification(
             f"{', '.join(absent)} named by {named_by}; a class without examples cannot be learned or measured."
         )
     notes: list[str] = []
+    before_dedupe = {name: Counter(part["label"]) for name, part in checked.items()}
     if dedupe:
         checked, note = _deduplicated(checked)
         notes.append(note)
@@ -161,20 +162,37 @@ def prepare_classification(
                 f"--dataset: {source.where(name)} holds no rows; give the {name} split some, or leave it out."
             )
         if len(data) == 0:
-            cut = f"--split {split}" + (" after --balance" if balance else "")
+            cut = f"--split {split}" + (" after --dedupe" if dedupe else "") + (" and --balance" if balance else "")
             raise UserError(
                 f"--dataset: the {name} split is empty: {sum(len(d) for d in result.values())} rows are too few "
-                f"for {cut}; use more data or other fractions."
+                f"for {cut}; use more data or other fractions" + (", or drop --dedupe." if dedupe else ".")
             )
-    train_counts = Counter(result["train"]["label"])
-    unseen = [name for position, name in enumerate(names) if train_counts[position] == 0]
-    if unseen:
-        seen = [name for position, name in enumerate(names) if train_counts[position]]
-        raise UserError(
-            f"--dataset: the train split has no example of {', '.join(repr(name) for name in unseen)} (only of "
-            f"{', '.join(repr(name) for name in seen)}); a classifier learns only the classes its training data shows."
-        )
+    for name in SPLITS:
+        counts = Counter(result[name]["label"])
+        unseen = [label for position, label in enumerate(names) if counts[position] == 0]
+        if unseen:
+            seen = [label for position, label in enumerate(names) if counts[position]]
+            cut = name in missing or (name == "train" and bool(missing))
+            dropped = dedupe and any(before_dedupe.get(name, Counter())[names.index(label)] for label in unseen)
+            raise UserError(_without_class(source, name, unseen, seen, cut, dropped, split, seed, dedupe, balance))
     return ClassificationData(splits=result, label_names=names, notes=notes, split_seed=seed if missing or balance else None)
+
+
+def _without_class(source: SourceData, name: str, unseen: list[str], seen: list[str], cut: bool, dropped: bool,
+                   split: str, seed: int, dedupe: bool, balance: bool) -> str:  # fmt: skip
+    """The refusal of a split without an example of every class: why it matters, and what made it so."""
+    listed = f"has no example of {', '.join(map(repr, unseen))} (only of {', '.join(map(repr, seen))})"
+    why = ("a classifier learns only the classes its training data shows" if name == "train" else
+           "its accuracy, F1 and calibration would say nothing about the missing class")  # fmt: skip
+    if dropped:
+        return (f"--dedupe: the {name} split {listed} once duplicates are dropped (its texts of that class repeat "
+                f"texts of another split); {why}: drop --dedupe, or give the {name} split texts of its own.")  # fmt: skip
+    if cut:
+        made = f"--split {split} with split seed {seed}" + (" after --dedupe" if dedupe else "") + (
+            " and --balance" if balance else "")  # fmt: skip
+        return (f"--dataset: the {name} split {listed}; {why}: it was cut by {made}, so use more data, other "
+                f"fractions or another --split_seed.")  # fmt: skip
+    return f"--dataset: the {name} split {listed}; {why}: give {source.where(name)} examples of every class."
 
 
 def _deduplicated(checked: dict[str, dict[str, list]]) -> tuple[dict[str, dict[str, list]], str]:
