@@ -12,6 +12,7 @@ import sys
 from typing import Callable, Sequence
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its reader stopped reading
 
 
 class UserError(Exception):
@@ -24,7 +25,8 @@ def traceback_requested(argv: Sequence[str] | None = None) -> bool:
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
-    """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2."""
+    """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2 (or the
+    error's own `exit_code`); a reader that stops reading ends it quietly with 141."""
     try:
         main(argv)
     except UserError as error:
@@ -35,3 +37,11 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The program reading our output stopped (`| head`): end quietly, as command-line tools do.
+        # Python would flush stdout again at exit and complain: point it at /dev/null first.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no real file behind sys.stdout (a test's capture)
+            pass
+        sys.exit(EXIT_BROKEN_PIPE)

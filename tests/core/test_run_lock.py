@@ -131,14 +131,21 @@ def test_a_refused_run_leaves_no_lock_and_no_folder_it_created(tiny_gpt2, sms_zi
     assert os.listdir(tmp_path / "finished") == [FINISHED_MARKER]
 
 
-def test_sigterm_while_the_lock_is_held_exits_143_and_releases_it(tmp_path):
+def test_sigterm_while_the_lock_is_held_exits_143_with_one_sentence_and_releases_it(tmp_path, capsys):
     args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as exit_info, run_lock(args):
-        assert (tmp_path / "run" / LOCK_NAME).is_file()
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)  # the handler's exit ends the wait at once
+
+    def held(argv):
+        with run_lock(args):
+            assert (tmp_path / "run" / LOCK_NAME).is_file()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler's exit ends the wait at once
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(held, [])
     assert exit_info.value.code == 143
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: interrupted by SIGTERM before the run finished") and "--resume_from_checkpoint auto" in line
     assert not (tmp_path / "run").exists()
     assert signal.getsignal(signal.SIGTERM) == previous
 

@@ -26,6 +26,7 @@ from hf_finetune.core.errors import UserError
 @dataclass
 class DataArguments:
     help_section: ClassVar[str] = "data"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"split_seed"})
 
     dataset: str = field(
         default="sms_spam",
