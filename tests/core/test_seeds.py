@@ -214,3 +214,47 @@ def test_a_chat_run_keeps_its_figures_in_its_one_method_row():
                "history": {"masked": [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]}}  # fmt: skip
     assert final_metrics(results) == {"train_loss": 0.5, "training_exact": 3}
     assert run_history(results) == [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]
+
+
+def split_seeds_of(recorded: RecordedRuns) -> list[int | None]:
+    return [next(options.split_seed for options in method.options if hasattr(options, "split_seed"))
+            for method in recorded.methods]  # fmt: skip
+
+
+def test_every_seed_cuts_one_split_with_the_split_seed_or_the_seed(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "3,1", "--seed", "9"))
+    assert split_seeds_of(recorded) == [9, 9]  # --seed, which --seeds replaces for training
+    assert summary["split_seed"] == 9 and summary["seeds_vary_split"] is False
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["split_seed"] == 9
+    classify.main(argv(tmp_path, "--seeds", "3,1", "--split_seed", "5", "--output_dir", str(tmp_path / "fixed")))
+    assert split_seeds_of(recorded)[2:] == [5, 5]
+
+
+def test_seeds_vary_split_cuts_each_seeds_split_with_the_seed(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "3,1", "--seeds_vary_split"))
+    assert split_seeds_of(recorded) == [3, 1]
+    assert summary["seeds_vary_split"] is True and "each seed cut its own data split" in (
+        tmp_path / "out" / "summary.md").read_text()  # fmt: skip
+    saved = yaml.safe_load((tmp_path / "out" / "seed-3" / "config.yaml").read_text())
+    assert saved["split_seed"] == 3 and "seeds_vary_split" not in saved  # the seed's file trains that one run
+
+
+def test_a_seed_with_damaged_results_trains_again_and_the_others_are_kept(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    (tmp_path / "out" / "seed-2" / FINISHED_MARKER).write_text('{"test_accuracy": ')  # cut off by a full disk
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2"))
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 2]
+    assert recorded.methods[-1].run_args.overwrite_output_dir
+    assert "seed-2, its all_results.json is damaged: training it again" in capsys.readouterr().out
+    assert [run["kept"] for run in summary["runs"]] == [True, False]
+
+
+def test_a_seed_trained_with_other_flags_is_named_and_the_series_left_as_it_was(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    config = tmp_path / "out" / "seed-2" / "config.yaml"
+    config.write_text(config.read_text().replace("learning_rate: 5.0e-05", "learning_rate: 0.5"))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"(learning_rate: 0.5 in {config}, 5e-05 now)" in line and len(recorded.methods) == 2
+    config.write_text("- damaged\n")
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"delete {tmp_path / 'out' / 'seed-2'} to train that seed again" in line
