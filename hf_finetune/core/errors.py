@@ -19,6 +19,16 @@ class UserError(Exception):
     """A problem with the user's input, flags or environment, explained in one sentence."""
 
 
+class Interrupted(BaseException):
+    """A signal that ends a command where nothing is saved: one sentence and `exit_code`. A
+    BaseException, as KeyboardInterrupt is, so that no `except Exception` on its way (a data loader
+    that names a file it could not read) turns it into another error."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def traceback_requested(argv: Sequence[str] | None = None) -> bool:
     argv = sys.argv[1:] if argv is None else argv
     return "--traceback" in argv or os.environ.get("HF_FINETUNE_TRACEBACK") == "1"
@@ -34,6 +44,11 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(getattr(error, "exit_code", EXIT_USER_ERROR))
+    except Interrupted as error:
+        if traceback_requested(argv):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -27,7 +27,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from hf_finetune.core.checks import check_writable_folder
-from hf_finetune.core.errors import UserError
+from hf_finetune.core.errors import Interrupted, UserError
 from hf_finetune.core.report.console import logger
 
 LOCK_NAME = "_run.lock"
@@ -187,26 +187,40 @@ def sigterm_exits():
     if not unhandled:
         yield
         return
+    global _terminated
     try:
         signal.signal(signal.SIGTERM, _exit_143)
     except ValueError:  # not the main thread
         yield
         return
+    _terminated = False
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _terminated = False
 
 
-class Terminated(UserError):
+class Terminated(Interrupted):
     """SIGTERM outside training (which saves a checkpoint first): one sentence, exit status 143."""
-
-    exit_code = 143
 
     def __init__(self, stage: str = "before the run finished"):
         super().__init__(f"interrupted by SIGTERM {stage}; the run did not finish: run the command again "
-                         f"(--resume_from_checkpoint auto continues from its newest checkpoint, if one was saved).")  # fmt: skip
+                         f"(--resume_from_checkpoint auto continues from its newest checkpoint, if one was saved).",
+                         exit_code=143)  # fmt: skip
+
+
+_terminated = False  # set by the handler, for raise_if_terminated
 
 
 def _exit_143(signum, frame):
+    global _terminated
+    _terminated = True
     raise Terminated()
+
+
+def raise_if_terminated(stage: str = "before training began") -> None:
+    """End the run if a SIGTERM came whose exception a library swallowed on its way (datasets hashes
+    a map's function under a bare `except:`, and goes on with a random fingerprint)."""
+    if _terminated:
+        raise Terminated(stage)

@@ -43,6 +43,7 @@ from hf_finetune.core.run.checkpoints import (
     remove_unfinished_checkpoint,
     write_failure,
 )
+from hf_finetune.core.run.lock import raise_if_terminated
 
 
 class TrainingStopped(UserError):
@@ -167,6 +168,7 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
                    identity: dict | None = None):  # fmt: skip
     """`trainer.train()` from `checkpoint` (see `resolve_resume`), with preemption and non-finite loss
     handling; each checkpoint records `identity` (see `run_identity`)."""
+    raise_if_terminated()
     args = trainer.args
     preemption = PreemptionCallback()
     guard = NonFiniteGuard(skip_nonfinite_batches)
