@@ -122,7 +122,8 @@ def parse_arguments(
         except (ValueError, OverflowError) as error:  # TrainingArguments validates flag combinations in __post_init__
             message = " ".join(str(error).split())
             if message.startswith("Some specified arguments are not used"):
-                unknown = [token for token in argv if token.startswith("--") and token in message]
+                unused = set(re.findall(r"'([^']*)'", message))  # the list HfArgumentParser prints
+                unknown = [token for token in argv if token.startswith("--") and token in unused]
                 raise UserError(f"unknown flag(s): {', '.join(unknown) or message}; see --help.") from None
             # Name the fields the user set as the flags they typed: "fp16 and bf16" -> "--fp16 and --bf16".
             for name in {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")} & known:

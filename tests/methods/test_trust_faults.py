@@ -466,3 +466,8 @@ def test_predict_on_a_checkpoint_of_an_unfinished_label_token_run_says_how_to_fi
         RunIdentity.__name__: RunIdentity(identity).state()}}))  # fmt: skip
     line = refusal(predict.main, [checkpoint, "a fine film"], capsys)
     assert "is a checkpoint of a label-token run that has not finished" in line and "text generator" not in line
+
+
+def test_an_unknown_flag_is_named_alone_not_with_the_known_flag_it_begins_with(tmp_path, capsys):
+    line = refusal(instruction.main, training_argv(tmp_path, "--seeds", "1,2", "--seeds_varyy"), capsys)
+    assert line == "error: unknown flag(s): --seeds_varyy; see --help."
