@@ -471,3 +471,10 @@ def test_predict_on_a_checkpoint_of_an_unfinished_label_token_run_says_how_to_fi
 def test_an_unknown_flag_is_named_alone_not_with_the_known_flag_it_begins_with(tmp_path, capsys):
     line = refusal(instruction.main, training_argv(tmp_path, "--seeds", "1,2", "--seeds_varyy"), capsys)
     assert line == "error: unknown flag(s): --seeds_varyy; see --help."
+
+
+def test_an_instruction_split_left_empty_by_dedupe_names_dedupe(tmp_path, capsys):
+    entries = tmp_path / "same.json"
+    entries.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "hi"}] * 30), encoding="utf-8")
+    line = refusal(instruction.main, training_argv(tmp_path, "--dataset", entries, "--dedupe"), capsys)
+    assert "--split: the train split is empty (0 train entries left after --dedupe)" in line and "drop --dedupe" in line
