@@ -13,9 +13,7 @@ datasets or label sets are refused.
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,18 +27,10 @@ from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.report.results import checked_results, checked_summary
 from hf_finetune.core.run.ownership import run_folder_above
-from hf_finetune.core.run.seeds import (
-    CONFIG,
-    SUMMARY,
-    examples_per_epoch,
-    final_metrics,
-    read_json,
-    run_history,
-)
-from hf_finetune.methods.classify.report import TEST_PREDICTIONS
-
-SHOWN_EXAMPLES = 20  # test texts labelled differently, listed in compare.md and on screen
+from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
+from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
 
 
 @dataclass
@@ -87,58 +77,6 @@ def read_config(folder: Path) -> dict:
     if not isinstance(config, dict):
         raise UserError(f"{path} is not a mapping of flags to values, as a run writes it; train that run again.")
     return with_training_defaults(config)
-
-
-def damaged(path: Path, why: str, way_out: str = "train that run again") -> UserError:
-    return UserError(f"{path} is damaged ({why}); {way_out}.")
-
-
-def checked_results(path: Path) -> dict:
-    """A finished run's all_results.json, checked for the shape compare reads: an object whose
-    label_names are texts and whose history points are objects with numbers for epoch and step."""
-    results = read_json(path)
-    if not isinstance(results, dict):
-        raise damaged(path, f"{type(results).__name__}, not an object")
-    names = results.get("label_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
-        raise damaged(path, "its label_names are not a list of texts")
-    history = results.get("history")
-    histories = history.values() if isinstance(history, dict) else [history]
-    for points in histories:
-        if points is None:
-            continue
-        if not isinstance(points, list) or not all(isinstance(point, dict) for point in points):
-            raise damaged(path, "its history is not a list of logged points")
-        for point in points:
-            if any(key in point and not is_number(point[key]) for key in ("epoch", "step", "examples_seen")):
-                raise damaged(path, f"a history point has a non-number epoch or step: {point}")
-    return results
-
-
-def is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def checked_summary(path: Path) -> dict:
-    """A --seeds run's summary.json, checked for the shape compare reads."""
-    summary = read_json(path)
-    way_out = "run the --seeds command again, which keeps the finished seeds and writes it anew"
-    if not isinstance(summary, dict):
-        raise damaged(path, f"{type(summary).__name__}, not an object", way_out)
-    seeds, runs, metrics = summary.get("seeds"), summary.get("runs"), summary.get("metrics")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds):
-        raise damaged(path, "its seeds are not a list of whole numbers", way_out)
-    if not isinstance(runs, list) or len(runs) != len(seeds) or \
-            not all(isinstance(run, dict) and isinstance(run.get("folder"), str) for run in runs):  # fmt: skip
-        raise damaged(path, "its runs are not one object with a folder per seed", way_out)
-    if any(Path(run["folder"]).is_absolute() or ".." in Path(run["folder"]).parts for run in runs):
-        raise damaged(path, "a run's folder is not a folder inside the series", way_out)
-    if not isinstance(metrics, dict) or not all(
-        isinstance(figures, dict) and is_number(figures.get("mean")) and
-        (figures.get("std") is None or is_number(figures.get("std"))) for figures in metrics.values()
-    ):  # fmt: skip
-        raise damaged(path, "its metrics are not a mean and std per metric", way_out)
-    return summary
 
 
 def unfinished(folder: Path) -> UserError:
@@ -230,80 +168,6 @@ def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tup
 def cell(figure: dict) -> str:
     mean = f"{figure['mean']:.4f}" if isinstance(figure["mean"], float) else str(figure["mean"])
     return mean if figure["std"] is None else f"{mean} ± {figure['std']:.4f}"
-
-
-def predictions(run: ComparedRun) -> dict[tuple[str, str], Counter]:
-    """(text, true label) -> how often each label was predicted for it, once per run folder that scored
-    it (a seed's split draws its own test texts)."""
-    votes: dict[tuple[str, str], Counter] = {}
-    for folder in run.run_folders:
-        seen = set()
-        path = folder / TEST_PREDICTIONS
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as error:
-            raise UserError(f"{path} is not UTF-8 (byte {error.start}); train that run again.") from None
-        for number, line in enumerate(lines, 1):
-            try:
-                row = json.loads(line)
-                key, guess = (row["text"], row["label"]), row["predicted"]
-                if not all(isinstance(value, str) for value in (*key, guess)):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{path}, line {number}: not a test prediction (text, label, predicted); train that "
-                                f"run again.") from None  # fmt: skip
-            if key not in seen:  # a text repeated in the test split counts once per run
-                seen.add(key)
-                votes.setdefault(key, Counter())[guess] += 1
-    return votes
-
-
-def majority(votes: Counter) -> str:
-    """The label most of the run's seeds predicted ('a or b' when they are tied)."""
-    ranked = votes.most_common()
-    tied = sorted(label for label, count in ranked if count == ranked[0][1])
-    return " or ".join(tied)
-
-
-def flipped_examples(runs: list[ComparedRun]) -> dict | None:
-    """The test texts every run scored, and those the runs label differently (None: not classifiers)."""
-    if runs[0].label_names is None:
-        return None
-    files = [folder / TEST_PREDICTIONS for run in runs for folder in run.run_folders]
-    missing = next((path for path in files if not path.is_file()), None)
-    if missing is not None:
-        return {"missing": str(missing)}
-    votes = [predictions(run) for run in runs]
-    shared = [key for key in votes[0] if all(key in vote for vote in votes[1:])]
-    examples = []
-    for text, label in shared:
-        predicted = {run.name: majority(vote[(text, label)]) for run, vote in zip(runs, votes)}
-        if len(set(predicted.values())) > 1:
-            examples.append({"text": text, "label": label, "predicted": predicted})
-    right = {run.name: sum(example["predicted"][run.name] == example["label"] for example in examples) for run in runs}
-    return {"shared": len(shared), "examples": examples, "right": right}
-
-
-def flipped_section(flipped: dict, runs: list[ComparedRun]) -> str:
-    if "missing" in flipped:
-        return (f"{flipped['missing']} does not exist (runs trained before it was written), so the test texts "
-                "the runs label differently cannot be listed.")
-    examples = flipped["examples"]
-    right = ", ".join(f"{name} right on {count}" for name, count in flipped["right"].items())
-    lines = [f"Of the {flipped['shared']} test texts every run scored, {len(examples)} "
-             f"{'is' if len(examples) == 1 else 'are'} labelled differently" + (f" ({right})." if examples else ".")]
-    if any(run.seeds for run in runs):
-        lines.append("A --seeds run's label is the one most of its seeds gave" + (
-            " (a run whose seeds cut their own splits tests each seed on other texts: only texts every run scored are "
-            "compared)." if any(run.varies_split for run in runs) else "."))  # fmt: skip
-    if examples:
-        shown = examples[:SHOWN_EXAMPLES]
-        lines.append(markdown_table(["text", "true", *(run.name for run in runs)],
-                                    [[example["text"][:120], example["label"], *example["predicted"].values()]
-                                     for example in shown]))  # fmt: skip
-        if len(examples) > len(shown):
-            lines.append(f"The other {len(examples) - len(shown)} are in compare.json (with --output).")
-    return "\n\n".join(lines)
 
 
 def mean_history(histories: list[list[dict]]) -> list[dict]:

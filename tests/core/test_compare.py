@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_finetune.compare import TEST_PREDICTIONS, main
+from hf_finetune.compare import main
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 from hf_finetune.core.run.seeds import write_summary
+from hf_finetune.methods.classify.report import TEST_PREDICTIONS
 
 CONFIG = {"model_name_or_path": "tiny", "dataset": "messages.csv", "learning_rate": 0.001, "max_steps": 4}
 TEXTS = [("win a prize now", "spam"), ("lunch at noon?", "ham"), ("free ringtone, reply", "spam"), ("call me", "ham")]

@@ -19,7 +19,6 @@ with now; a seed whose results are damaged trains again; other flags are refused
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +32,7 @@ from hf_finetune.core.report.console import logger
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.report.results import read_json
 from hf_finetune.core.run.ownership import read_json_object
 from hf_finetune.core.run.series import copied_training_args, series_config, series_folder
 
@@ -216,13 +216,6 @@ def spread(values: list[float]) -> dict:
         "min": min(values),
         "max": max(values),
     }
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path} cannot be read ({error.__class__.__name__}); train that run again.") from None
 
 
 def read_results(folder: Path) -> dict:
