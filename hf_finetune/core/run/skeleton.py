@@ -52,7 +52,7 @@ def run_locked(method: Method) -> dict:
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.
     settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments())
     set_seed(args.seed)  # before any model loads: new weights (a class head) are the same in every run
-    config = method.config()  # before the Trainer: building the reference arguments resets accelerate's state
+    config = method.config()  # every value in force, once settled: config.yaml trains this run again
     policy = TrainablePolicy.parse(model_args.trainable)
     checkpoint = resolve_resume(args)  # a bad checkpoint costs seconds
 
