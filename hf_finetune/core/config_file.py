@@ -44,9 +44,11 @@ def config_file_argv(argv: list[str], known: set[str], list_flags: frozenset[str
     for key, value in content.items():
         if key not in known:
             raise UserError(f"--config: {path} has an unknown key '{key}'.")
-        if value is None or value == [] or f"--{key}" in typed:  # null, []: the default; the command line wins
+        if value is None or value == []:  # the flag's default
             continue
-        tokens += [f"--{key}", *value_tokens(path, key, value, key in list_flags)]
+        values = value_tokens(path, key, value, key in list_flags)  # a list where one value goes: refused anyway
+        if f"--{key}" not in typed:  # the command line wins
+            tokens += [f"--{key}", *values]
     from_file = {token: path for token in tokens if token.startswith("--")}
     return tokens + command_line, from_file
 

@@ -478,3 +478,9 @@ def test_an_instruction_split_left_empty_by_dedupe_names_dedupe(tmp_path, capsys
     entries.write_text(json.dumps([{"instruction": "Say hi.", "input": "", "output": "hi"}] * 30), encoding="utf-8")
     line = refusal(instruction.main, training_argv(tmp_path, "--dataset", entries, "--dedupe"), capsys)
     assert "--split: the train split is empty (0 train entries left after --dedupe)" in line and "drop --dedupe" in line
+
+
+def test_a_list_for_a_one_value_key_is_refused_even_where_the_command_line_sets_the_flag(tmp_path, capsys):
+    path = config_file(tmp_path, "learning_rate: [0.002]\n")
+    line = refusal(classify.main, training_argv(tmp_path, "--config", path, "--learning_rate", "0.01"), capsys)
+    assert "run.yaml, key 'learning_rate': a list ([0.002])" in line
