@@ -258,3 +258,14 @@ def test_a_seed_trained_with_other_flags_is_named_and_the_series_left_as_it_was(
     config.write_text("- damaged\n")
     line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
     assert f"delete {tmp_path / 'out' / 'seed-2'} to train that seed again" in line
+
+
+def test_a_series_from_before_split_seed_goes_on_with_seeds_vary_split_and_keeps_its_seeds(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--seeds_vary_split"))
+    for seed in (1, 2):  # as written before --split_seed: each seed's split was cut with its seed
+        config = tmp_path / "out" / f"seed-{seed}" / "config.yaml"
+        config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if "split_seed" not in line))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2,3"), capsys)
+    assert "(split_seed: 1 in" in line and "add --seeds_vary_split to go on with such seeds" in line
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2,3", "--seeds_vary_split"))
+    assert [run["kept"] for run in summary["runs"]] == [True, True, False]

@@ -175,12 +175,16 @@ def check_same_flags(folder: Path, config: dict) -> None:
                         f"{folder} to train that seed again, or pass --overwrite_output_dir to train every seed "
                         f"again.")  # fmt: skip
     earlier = with_training_defaults(earlier)
+    if "split_seed" in config and "split_seed" not in earlier:  # trained before --split_seed: its split was its seed's
+        earlier["split_seed"] = earlier.get("seed")
     for key in dict.fromkeys([*earlier, *config]):
         if key not in RERUN_MAY_CHANGE and earlier.get(key) != config.get(key):
+            hint = (" (that seed cut its own split: add --seeds_vary_split to go on with such seeds)"
+                    if key == "split_seed" and earlier.get(key) == earlier.get("seed") else "")  # fmt: skip
             raise UserError(
                 f"--output_dir: {folder.parent} holds seed runs trained with other flags ({key}: {earlier.get(key)!r} "
-                f"in {path}, {config.get(key)!r} now); pass --overwrite_output_dir to train every seed again, or "
-                f"choose another folder."
+                f"in {path}, {config.get(key)!r} now{hint}); pass --overwrite_output_dir to train every seed again, "
+                f"or choose another folder."
             )
 
 
