@@ -177,7 +177,7 @@ def check_same_flags(folder: Path, config: dict) -> None:
     earlier = with_training_defaults(earlier)
     if "split_seed" in config and "split_seed" not in earlier:  # trained before --split_seed: its split was its seed's
         earlier["split_seed"] = earlier.get("seed")
-    for key in dict.fromkeys([*earlier, *config]):
+    for key in [key for key in config if key in earlier]:  # what an older file did not record is not compared
         if key not in RERUN_MAY_CHANGE and earlier.get(key) != config.get(key):
             hint = (" (that seed cut its own split: add --seeds_vary_split to go on with such seeds)"
                     if key == "split_seed" and earlier.get(key) == earlier.get("seed") else "")  # fmt: skip
