@@ -484,3 +484,18 @@ def test_a_list_for_a_one_value_key_is_refused_even_where_the_command_line_sets_
     path = config_file(tmp_path, "learning_rate: [0.002]\n")
     line = refusal(classify.main, training_argv(tmp_path, "--config", path, "--learning_rate", "0.01"), capsys)
     assert "run.yaml, key 'learning_rate': a list ([0.002])" in line
+
+
+def test_a_checkpoint_from_before_run_identity_is_judged_by_its_run_folders_flags(tmp_path):
+    checkpoint = tmp_path / "instruction" / "checkpoint-4"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    (checkpoint.parent / "config.yaml").write_text("instruction_column: instruction\nlearning_rate: 0.001\n")
+    ours = {"method": "label-token", "label_words": None, "learning_rate": 0.001}
+    with pytest.raises(UserError, match=r"its run's config.yaml holds flags this command has not: instruction_column"):
+        check_checkpoint_fits(str(checkpoint), {"method": "label-token"}, model=None, config=ours)
+    (checkpoint.parent / "config.yaml").write_text("method: head\nlearning_rate: 0.001\n")
+    with pytest.raises(UserError, match=r"its run's --method is head, this run's label-token"):
+        check_checkpoint_fits(str(checkpoint), {"method": "label-token"}, model=None, config=ours)
+    (checkpoint.parent / "config.yaml").write_text("method: head\nlabel_words: null\nseparator: null\n")
+    check_checkpoint_fits(str(checkpoint), {"method": "head"}, model=None, config={"learning_rate": 0.001})  # spam

@@ -66,7 +66,7 @@ def run_locked(method: Method) -> dict:
         method.tokenize(tokenizer)
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
     identity = run_identity(method.description, model)
-    check_checkpoint_fits(checkpoint, identity, model)  # another run's checkpoint: before its weights load
+    check_checkpoint_fits(checkpoint, identity, model, config)  # another run's checkpoint: before its weights load
     with args.main_process_first(desc="encoding"):
         method.encode(tokenizer, model)
     trainable, total = count_parameters(model)

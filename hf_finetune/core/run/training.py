@@ -22,6 +22,7 @@ import json
 import signal
 from pathlib import Path
 
+import yaml
 from safetensors import SafetensorError, safe_open
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
@@ -113,10 +114,11 @@ def run_identity(method: str, model) -> dict:
 IDENTITY_WORDS = {"method": "the method", "model": "the model class", "trainable_parameters": "the trainable parameters"}
 
 
-def check_checkpoint_fits(checkpoint: str | None, identity: dict, model) -> None:
+def check_checkpoint_fits(checkpoint: str | None, identity: dict, model, config: dict | None = None) -> None:
     """Refuse a checkpoint saved by a run of another method or model, or with other trainable
     parameters, before its weights and optimizer are loaded (they would fail to load with a
-    traceback, or load and silently train on as another run)."""
+    traceback, or load and silently train on as another run). `config`: this run's config.yaml,
+    for a checkpoint saved before RunIdentity whose run folder holds its own."""
     if checkpoint is None:
         return
     try:
@@ -130,9 +132,29 @@ def check_checkpoint_fits(checkpoint: str | None, identity: dict, model) -> None
             what = "; ".join(f"{IDENTITY_WORDS[key]}: {saved.get(key)} there, {identity[key]} here" for key in differs)
             raise checkpoint_of_another_run(checkpoint, what)
         return
-    problem = weights_mismatch(Path(checkpoint), model)  # a checkpoint from before RunIdentity
+    # A checkpoint from before RunIdentity: its weights, and the flags its run folder recorded.
+    problem = weights_mismatch(Path(checkpoint), model) or other_commands_flags(Path(checkpoint), config or {})
     if problem:
         raise checkpoint_of_another_run(checkpoint, problem)
+
+
+def other_commands_flags(checkpoint: Path, config: dict) -> str | None:
+    """Why the config.yaml of a checkpoint's run folder is another command's or --method's (None: it
+    is not, or there is none to read)."""
+    try:
+        theirs = yaml.safe_load((checkpoint.parent / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(theirs, dict) or not config:
+        return None
+    # Flags of another command that were set (the classify command's unset --label_words or its
+    # --method head are no other command's than the spam recipe's).
+    foreign = [key for key, value in theirs.items() if key not in config and value is not None and key != "method"]
+    if foreign:
+        return f"its run's config.yaml holds flags this command has not: {', '.join(foreign[:3])}"
+    if "method" in theirs and "method" in config and theirs["method"] != config["method"]:
+        return f"its run's --method is {theirs['method']}, this run's {config['method']}"
+    return None
 
 
 def weights_mismatch(checkpoint: Path, model) -> str | None:
