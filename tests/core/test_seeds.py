@@ -266,6 +266,22 @@ def test_a_series_from_before_split_seed_goes_on_with_seeds_vary_split_and_keeps
         config = tmp_path / "out" / f"seed-{seed}" / "config.yaml"
         config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if "split_seed" not in line))
     line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2,3"), capsys)
-    assert "(split_seed: 1 in" in line and "add --seeds_vary_split to go on with such seeds" in line
+    assert "(split_seed: None in" in line and "add --seeds_vary_split to go on with them" in line
     summary = classify.main(argv(tmp_path, "--seeds", "1,2,3", "--seeds_vary_split"))
     assert [run["kept"] for run in summary["runs"]] == [True, True, False]
+
+
+def test_a_seed_from_before_split_seed_is_told_to_go_on_with_seeds_vary_split(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--seeds_vary_split"))
+    (tmp_path / "out" / "config.yaml").unlink()  # only the seeds' own files speak for them
+    config = tmp_path / "out" / "seed-1" / "config.yaml"
+    config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if "split_seed" not in line))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"(split_seed: 1 in {config}, 42 now (those seeds cut their own splits: add --seeds_vary_split" in line
+
+
+def test_an_unfinished_seed_is_not_resumed_under_other_flags(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    (tmp_path / "out" / "seed-2" / FINISHED_MARKER).unlink()  # as if killed: the series' file speaks for it
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2", "--learning_rate", "0.1"), capsys)
+    assert f"in {tmp_path / 'out' / 'config.yaml'}, 0.1 now" in line

@@ -108,6 +108,8 @@ def run_seeds(method, run_one: Callable) -> dict:
         if split_options(method) is not None:
             config.update(split_seed=fixed_split_seed, seeds_vary_split=run_args.seeds_vary_split)
         split_seeds = {seed: seed if run_args.seeds_vary_split else fixed_split_seed for seed in seeds}
+        if not overwrite and any(output_dir.glob("seed-*")):
+            check_same_flags(output_dir, config, series=True)
         kept, damaged = [], []
         for seed in seeds:
             folder = seed_folder(output_dir, seed)
@@ -163,28 +165,33 @@ def finished_results(folder: Path) -> dict | None:
     return read_json_object(folder / FINISHED_MARKER)
 
 
-def check_same_flags(folder: Path, config: dict) -> None:
-    """A rerun keeps a finished seed only if its config.yaml has the flags it would be trained with now."""
+def check_same_flags(folder: Path, config: dict, series: bool = False) -> None:
+    """A rerun keeps a finished seed only if its config.yaml has the flags it would be trained with
+    now; with `series`, the series' own config.yaml, which also speaks for seeds that have not
+    finished (they resume from their checkpoints), is checked the same way when it can be read."""
     path = folder / CONFIG
     try:
         earlier = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         earlier = None
     if not isinstance(earlier, dict):
+        if series:  # the finished seeds' own files still decide for them
+            return
         raise UserError(f"--output_dir: {path}, the flags of that seed's run, is missing or damaged; delete "
                         f"{folder} to train that seed again, or pass --overwrite_output_dir to train every seed "
                         f"again.")  # fmt: skip
     earlier = with_training_defaults(earlier)
-    if "split_seed" in config and "split_seed" not in earlier:  # trained before --split_seed: its split was its seed's
-        earlier["split_seed"] = earlier.get("seed")
+    if "split_seed" in config and "split_seed" not in earlier and not series:  # trained before --split_seed:
+        earlier["split_seed"] = earlier.get("seed")  # its split was cut with its seed
     for key in [key for key in config if key in earlier]:  # what an older file did not record is not compared
         if key not in RERUN_MAY_CHANGE and earlier.get(key) != config.get(key):
-            hint = (" (that seed cut its own split: add --seeds_vary_split to go on with such seeds)"
-                    if key == "split_seed" and earlier.get(key) == earlier.get("seed") else "")  # fmt: skip
+            own_splits = earlier.get(key) is None if series else earlier.get(key) == earlier.get("seed")
+            hint = (" (those seeds cut their own splits: add --seeds_vary_split to go on with them)"
+                    if key == "split_seed" and own_splits else "")  # fmt: skip
             raise UserError(
-                f"--output_dir: {folder.parent} holds seed runs trained with other flags ({key}: {earlier.get(key)!r} "
-                f"in {path}, {config.get(key)!r} now{hint}); pass --overwrite_output_dir to train every seed again, "
-                f"or choose another folder."
+                f"--output_dir: {path.parent if series else folder.parent} holds seed runs trained with other flags "
+                f"({key}: {earlier.get(key)!r} in {path}, {config.get(key)!r} now{hint}); pass --overwrite_output_dir "
+                f"to train every seed again, or choose another folder."
             )
 
 
