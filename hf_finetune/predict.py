@@ -98,7 +98,8 @@ def read_texts(texts: list[str], file: str | None, what: str = "text to classify
     else:
         if sys.stdin.isatty() and texts != ["-"]:
             raise UserError("give texts as arguments, with --file, or on standard input.")
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode("utf-8", "surrogateescape")
+        stream = getattr(sys.stdin, "buffer", None)  # the bytes, decoded here: Python's own decoding hides bad ones
+        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
         try:
             lines = data.decode("utf-8").splitlines()
         except UnicodeDecodeError as error:

@@ -67,8 +67,9 @@ def check_shape(layers: int, width: int, heads: int, context: int, vocab_size: i
     except (ValueError, OSError, AttributeError):
         return
     if 4 * parameters > free:
-        raise UserError(f"--layers {layers} --width {width} make about {parameters:.3g} parameters ({4 * parameters / 2**30:.1f} "
-                        f"GiB), more than the {free / 2**30:.1f} GiB of free memory; choose a smaller shape.")  # fmt: skip
+        raise UserError(f"--layers {layers} --width {width} make about {parameters:.3g} parameters "
+                        f"({4 * parameters / 2**30:.1f} GiB), more than the {free / 2**30:.1f} GiB of free memory; "
+                        f"choose a smaller shape.")  # fmt: skip
 
 
 def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):

@@ -65,7 +65,7 @@ class RunArguments:
     )
     seeds_vary_split: bool = field(
         default=False,
-        metadata={"help": "With --seeds: each seed also cuts its own data split (the spread then includes the split's)."},
+        metadata={"help": "With --seeds: each seed also cuts its own data split (the spread includes the split's)."},
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})

@@ -21,7 +21,9 @@ from transformers import TrainingArguments
 from hf_finetune.core.errors import UserError
 
 
-def config_file_argv(argv: list[str], known: set[str], list_flags: frozenset[str] = frozenset()) -> tuple[list[str], dict[str, str]]:
+def config_file_argv(
+    argv: list[str], known: set[str], list_flags: frozenset[str] = frozenset()
+) -> tuple[list[str], dict[str, str]]:
     """`argv` with its `--config FILE.yaml` replaced by the file's flags, placed first so that the
     command line wins (a flag typed there drops the file's value of it). Each value becomes
     command-line tokens, so it is typed and checked exactly as if typed there (a null keeps the

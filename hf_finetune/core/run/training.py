@@ -111,7 +111,8 @@ def run_identity(method: str, model) -> dict:
     return {"method": method, "model": model.__class__.__name__, "trainable_parameters": digest}
 
 
-IDENTITY_WORDS = {"method": "the method", "model": "the model class", "trainable_parameters": "the trainable parameters"}
+IDENTITY_WORDS = {"method": "the method", "model": "the model class",
+                  "trainable_parameters": "the trainable parameters"}  # fmt: skip
 
 
 def check_checkpoint_fits(checkpoint: str | None, identity: dict, model, config: dict | None = None) -> None:

@@ -176,7 +176,8 @@ def prepare_classification(
             cut = name in missing or (name == "train" and bool(missing))
             dropped = dedupe and any(before_dedupe.get(name, Counter())[names.index(label)] for label in unseen)
             raise UserError(_without_class(source, name, unseen, seen, cut, dropped, split, seed, dedupe, balance))
-    return ClassificationData(splits=result, label_names=names, notes=notes, split_seed=seed if missing or balance else None)
+    split_seed = seed if missing or balance else None
+    return ClassificationData(splits=result, label_names=names, notes=notes, split_seed=split_seed)
 
 
 def _without_class(source: SourceData, name: str, unseen: list[str], seen: list[str], cut: bool, dropped: bool,

@@ -22,7 +22,9 @@ TEMPERATURE_KEY = "temperature"  # in LABEL_TOKEN_FILE; runs from before --calib
 BATCH_SIZE = 32
 
 
-def label_token_predictor(run_dir: Path, settings_dir: Path | None = None) -> Callable[[list[str]], list[tuple[str, float]]]:
+def label_token_predictor(
+    run_dir: Path, settings_dir: Path | None = None
+) -> Callable[[list[str]], list[tuple[str, float]]]:
     """`run_dir`'s model with the label words of `settings_dir` (default: the same folder; a
     checkpoint's are in its run folder)."""
     saved = json.loads(((settings_dir or run_dir) / LABEL_TOKEN_FILE).read_text(encoding="utf-8"))
