@@ -58,7 +58,10 @@ accelerate launch -m hf_finetune COMMAND [flags]    the same under accelerate"""
 
 def main(argv: list[str] | None = None) -> object:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ("-h", "--help", "--help-all"):
+    if not argv:  # as argparse with a required command: the overview, and a status that says nothing ran
+        print(overview(), file=sys.stderr)
+        raise UserError("name a command, e.g. hf-finetune spam --help.")
+    if argv[0] in ("-h", "--help", "--help-all"):
         print(overview())
         return None
     name, rest = argv[0], argv[1:]

@@ -13,33 +13,24 @@ datasets or label sets are refused.
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from hf_finetune.core.checks import check_writable_folder
+from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.saved_runs import require_saved_run
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.run.seeds import (
-    CONFIG,
-    SUMMARY,
-    examples_per_epoch,
-    final_metrics,
-    read_json,
-    read_results,
-    run_history,
-)
-from hf_finetune.methods.classify.report import TEST_PREDICTIONS
-
-SHOWN_EXAMPLES = 20  # test texts labelled differently, listed in compare.md and on screen
+from hf_finetune.core.report.results import checked_results, checked_summary
+from hf_finetune.core.run.ownership import run_folder_above
+from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
+from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
 
 
 @dataclass
@@ -56,13 +47,26 @@ class ComparedRun:
     def label_names(self) -> list[str] | None:
         return self.results[0].get("label_names")
 
+    @property
+    def varies_split(self) -> bool:
+        """Whether the seeds of a --seeds run cut their own data splits (--seeds_vary_split, or a series
+        trained before one split for every seed was the rule: then each seed cut its split with its seed)."""
+        return self.seeds is not None and bool(self.config.get("seeds_vary_split", "split" in self.config
+                                                                and "split_seed" not in self.config))  # fmt: skip
+
     def describe(self) -> str:
         if self.seeds is None:
             return "one run"
-        return f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))})"
+        split = ""
+        if self.varies_split:
+            split = ", each seed with its own data split"
+        elif self.config.get("split_seed") is not None:
+            split = f", one data split for all (split seed {self.config['split_seed']})"
+        return f"{len(self.seeds)} seeds ({', '.join(map(str, self.seeds))}){split}"
 
 
 def read_config(folder: Path) -> dict:
+    """The run's flags, every TrainingArguments value included (older files left out those at their defaults)."""
     path = folder / CONFIG
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -70,7 +74,9 @@ def read_config(folder: Path) -> dict:
         raise UserError(f"{folder} has no {CONFIG} (the run's flags), so it cannot be compared; train it again.") from None
     except (OSError, ValueError, yaml.YAMLError) as error:
         raise UserError(f"{path} cannot be read ({error.__class__.__name__}); train that run again.") from None
-    return config if isinstance(config, dict) else {}
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a mapping of flags to values, as a run writes it; train that run again.")
+    return with_training_defaults(config)
 
 
 def unfinished(folder: Path) -> UserError:
@@ -89,21 +95,21 @@ def unfinished(folder: Path) -> UserError:
 
 def load_run(folder: Path, name: str) -> ComparedRun:
     if (folder / SUMMARY).is_file():
-        summary = read_json(folder / SUMMARY)
+        summary = checked_summary(folder / SUMMARY)
         run_folders = [folder / run["folder"] for run in summary["runs"]]
         for run_folder in run_folders:
             if not (run_folder / FINISHED_MARKER).is_file():
                 raise UserError(f"{run_folder} has no {FINISHED_MARKER}, though {folder / SUMMARY} lists it; run the "
                                 f"--seeds command again to finish it.")  # fmt: skip
+        results = [checked_results(run_folder / FINISHED_MARKER) for run_folder in run_folders]
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
                    for key, figures in summary["metrics"].items()}  # fmt: skip
         config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
-        return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders,
-                           [read_results(run_folder) for run_folder in run_folders])  # fmt: skip
+        return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
         raise unfinished(folder)
-    results = read_results(folder)
+    results = checked_results(folder / FINISHED_MARKER)
     rows = results.get("methods")
     if isinstance(rows, list) and len(rows) > 1:
         raise UserError(f"{folder} holds {len(rows)} chat loss methods (--compare), compared in its comparison.md; "
@@ -162,73 +168,6 @@ def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tup
 def cell(figure: dict) -> str:
     mean = f"{figure['mean']:.4f}" if isinstance(figure["mean"], float) else str(figure["mean"])
     return mean if figure["std"] is None else f"{mean} ± {figure['std']:.4f}"
-
-
-def predictions(run: ComparedRun) -> dict[tuple[str, str], Counter]:
-    """(text, true label) -> how often each label was predicted for it, once per run folder that scored
-    it (a seed's split draws its own test texts)."""
-    votes: dict[tuple[str, str], Counter] = {}
-    for folder in run.run_folders:
-        seen = set()
-        path = folder / TEST_PREDICTIONS
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            try:
-                row = json.loads(line)
-                key, guess = (row["text"], row["label"]), row["predicted"]
-            except (ValueError, KeyError, TypeError):
-                raise UserError(f"{path}, line {number}: not a test prediction (text, label, predicted); train that "
-                                f"run again.") from None  # fmt: skip
-            if key not in seen:  # a text repeated in the test split counts once per run
-                seen.add(key)
-                votes.setdefault(key, Counter())[guess] += 1
-    return votes
-
-
-def majority(votes: Counter) -> str:
-    """The label most of the run's seeds predicted ('a or b' when they are tied)."""
-    ranked = votes.most_common()
-    tied = sorted(label for label, count in ranked if count == ranked[0][1])
-    return " or ".join(tied)
-
-
-def flipped_examples(runs: list[ComparedRun]) -> dict | None:
-    """The test texts every run scored, and those the runs label differently (None: not classifiers)."""
-    if runs[0].label_names is None:
-        return None
-    files = [folder / TEST_PREDICTIONS for run in runs for folder in run.run_folders]
-    missing = next((path for path in files if not path.is_file()), None)
-    if missing is not None:
-        return {"missing": str(missing)}
-    votes = [predictions(run) for run in runs]
-    shared = [key for key in votes[0] if all(key in vote for vote in votes[1:])]
-    examples = []
-    for text, label in shared:
-        predicted = {run.name: majority(vote[(text, label)]) for run, vote in zip(runs, votes)}
-        if len(set(predicted.values())) > 1:
-            examples.append({"text": text, "label": label, "predicted": predicted})
-    right = {run.name: sum(example["predicted"][run.name] == example["label"] for example in examples) for run in runs}
-    return {"shared": len(shared), "examples": examples, "right": right}
-
-
-def flipped_section(flipped: dict, runs: list[ComparedRun]) -> str:
-    if "missing" in flipped:
-        return (f"{flipped['missing']} does not exist (runs trained before it was written), so the test texts "
-                "the runs label differently cannot be listed.")
-    examples = flipped["examples"]
-    right = ", ".join(f"{name} right on {count}" for name, count in flipped["right"].items())
-    lines = [f"Of the {flipped['shared']} test texts every run scored, {len(examples)} "
-             f"{'is' if len(examples) == 1 else 'are'} labelled differently" + (f" ({right})." if examples else ".")]
-    if any(run.seeds for run in runs):
-        lines.append("A --seeds run's label is the one most of its seeds gave (each seed's split draws its own test "
-                     "texts: only texts every run scored are compared).")
-    if examples:
-        shown = examples[:SHOWN_EXAMPLES]
-        lines.append(markdown_table(["text", "true", *(run.name for run in runs)],
-                                    [[example["text"][:120], example["label"], *example["predicted"].values()]
-                                     for example in shown]))  # fmt: skip
-        if len(examples) > len(shown):
-            lines.append(f"The other {len(examples) - len(shown)} are in compare.json (with --output).")
-    return "\n\n".join(lines)
 
 
 def mean_history(histories: list[list[dict]]) -> list[dict]:
@@ -323,6 +262,20 @@ def compare(runs: list[ComparedRun]) -> tuple[dict, list[str]]:
     return data, sections
 
 
+def check_output_folder(output: Path, folders: list[Path]) -> None:
+    """--output must be a folder of its own: not a run, a series or a folder inside one (whose files
+    it would replace), nor a file; an earlier compare output is replaced."""
+    if any(output.resolve() == folder.resolve() for folder in folders):
+        raise UserError(f"--output: {output} is one of the runs compared, whose own curves it would replace; choose "
+                        f"another folder.")  # fmt: skip
+    inside = run_folder_above(output)
+    if inside is not None:
+        where = "is" if inside == output.absolute() else f"is inside {inside}, which is"
+        raise UserError(f"--output: {output} {where} the folder of a run or series, whose files compare would replace "
+                        f"or mix with its own; choose a folder outside every run.")  # fmt: skip
+    check_writable_folder(output, "--output")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = ToolParser("python -m hf_finetune.compare", __doc__)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
@@ -336,10 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         if any(folder.resolve() == other.resolve() for other in folders[:index]):
             raise UserError(f"{folder} is given twice; pass each run once.")
     if args.output is not None:
-        if any(args.output.resolve() == folder.resolve() for folder in folders):
-            raise UserError(f"--output: {args.output} is one of the runs compared, whose own curves it would "
-                            f"replace; choose another folder.")
-        check_writable_folder(args.output, "--output")
+        check_output_folder(args.output, folders)
     runs = [load_run(folder, name) for folder, name in zip(folders, run_names(folders))]
     check_comparable(runs)
     data, sections = compare(runs)

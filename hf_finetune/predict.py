@@ -18,6 +18,8 @@ from typing import Callable
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from hf_finetune.core.parsing import ToolParser
+from hf_finetune.core.run.checkpoints import TRAINER_STATE
+from hf_finetune.core.run.training import RunIdentity
 from hf_finetune.methods.classify.head.predict import head_predictor
 from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
 
@@ -34,15 +36,34 @@ RUN_KINDS = {
 
 
 def run_kind(run_dir: Path) -> str:
-    """Which method trained the run in `run_dir` (a key of RUN_KINDS), read from its files."""
+    """Which method trained the run in `run_dir` (a key of RUN_KINDS), read from its files; a
+    checkpoint's from what it recorded of its run (RunIdentity) and its run folder."""
     if (run_dir / LABEL_TOKEN_FILE).is_file():
         return "label_token"
+    if (run_dir / TRAINER_STATE).is_file() and (
+        (run_dir.parent / LABEL_TOKEN_FILE).is_file() or saved_method(run_dir).startswith("label-token")
+    ):  # a checkpoint of a label-token run: its label words are in the run folder once the run has finished
+        if (run_dir.parent / LABEL_TOKEN_FILE).is_file():
+            return "label_token"
+        raise UserError(f"{run_dir} is a checkpoint of a label-token run that has not finished: its label words are "
+                        f"saved when the run ends ({LABEL_TOKEN_FILE}); finish it with --resume_from_checkpoint auto, "
+                        f"then predict with its --output_dir.")  # fmt: skip
     if is_causal_lm_run(run_dir):
         return "chat" if has_chat_template(run_dir) else "instruction"
     found = architectures(run_dir)
     if any(name.endswith("ForSequenceClassification") for name in found):
         return "head"
     raise UserError(f"{run_dir} holds a {', '.join(found) or 'model'}, which none of the tools can use.")
+
+
+def saved_method(checkpoint: Path) -> str:
+    """The method a checkpoint's run recorded in its trainer_state.json ("" when it recorded none)."""
+    try:
+        state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+        identity = state["stateful_callbacks"][RunIdentity.__name__]["args"]["identity"]
+        return str(identity["method"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
 
 
 def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
@@ -58,7 +79,9 @@ def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> 
 def load_predictor(run_dir: str | Path) -> Predictor:
     """Pick the predictor that matches how the run was trained."""
     run_dir, kind = require_run_kind(run_dir, ("head", "label_token"), "python -m hf_finetune.predict")
-    return label_token_predictor(run_dir) if kind == "label_token" else head_predictor(run_dir)
+    if kind == "label_token":  # a checkpoint's label words are in its run folder
+        return label_token_predictor(run_dir, run_dir if (run_dir / LABEL_TOKEN_FILE).is_file() else run_dir.parent)
+    return head_predictor(run_dir)
 
 
 def read_texts(texts: list[str], file: str | None, what: str = "text to classify") -> list[str]:
@@ -75,7 +98,12 @@ def read_texts(texts: list[str], file: str | None, what: str = "text to classify
     else:
         if sys.stdin.isatty() and texts != ["-"]:
             raise UserError("give texts as arguments, with --file, or on standard input.")
-        lines = sys.stdin.read().splitlines()
+        stream = getattr(sys.stdin, "buffer", None)  # the bytes, decoded here: Python's own decoding hides bad ones
+        data = stream.read() if stream is not None else sys.stdin.read().encode("utf-8", "surrogateescape")
+        try:
+            lines = data.decode("utf-8").splitlines()
+        except UnicodeDecodeError as error:
+            raise UserError(f"standard input is not UTF-8 (byte {error.start}); convert it to UTF-8 first.") from None
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise UserError(f"there is no non-empty {what}.")

@@ -11,6 +11,7 @@ tests, smoke runs and speed benchmarks need.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -43,14 +44,35 @@ def train_tokenizer(files: list[str], vocab_size: int, arch: str) -> PreTrainedT
     for file in files:
         if not Path(file).is_file():
             raise UserError(f"--train_tokenizer_on: {file} does not exist.")
+        try:
+            Path(file).read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise UserError(f"--train_tokenizer_on: {file} is not UTF-8 text (byte {error.start}).") from None
     bpe = ByteLevelBPETokenizer()
     bpe.train(files, vocab_size=vocab_size, min_frequency=2, special_tokens=list(dict.fromkeys(specials.values())))
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, **specials)
 
 
-def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):
+def check_shape(layers: int, width: int, heads: int, context: int, vocab_size: int) -> None:
+    """Sizes a model can have, and that fit in this machine's free memory."""
+    for flag, value in (("--layers", layers), ("--width", width), ("--heads", heads), ("--context", context),
+                        ("--vocab_size", vocab_size)):  # fmt: skip
+        if value < 1:
+            raise UserError(f"{flag}: {value} must be 1 or more.")
     if width % heads:
         raise UserError(f"--width {width} must be a multiple of --heads {heads}.")
+    parameters = 12 * layers * width * width + (vocab_size + context) * width  # blocks, embeddings
+    try:
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if 4 * parameters > free:
+        raise UserError(f"--layers {layers} --width {width} make about {parameters:.3g} parameters "
+                        f"({4 * parameters / 2**30:.1f} GiB), more than the {free / 2**30:.1f} GiB of free memory; "
+                        f"choose a smaller shape.")  # fmt: skip
+
+
+def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):
     vocab = len(tokenizer)
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
@@ -94,15 +116,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
 
+    layers, width, heads = (preset if value is None else value
+                            for value, preset in zip((args.layers, args.width, args.heads), SHAPES[args.shape]))  # fmt: skip
+    if not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed: {args.seed} must be between 0 and 2**32 - 1.")
+    check_shape(layers, width, heads, args.context, args.vocab_size)
     torch.manual_seed(args.seed)
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer, flag="--tokenizer")
     else:
         tokenizer = train_tokenizer(args.train_tokenizer_on, args.vocab_size, args.arch)
-    layers, width, heads = SHAPES[args.shape]
-    model = build_model(
-        args.arch, tokenizer, args.layers or layers, args.width or width, args.heads or heads, args.context
-    )
+    model = build_model(args.arch, tokenizer, layers, width, heads, args.context)
     write_model(model, tokenizer, args.output, args.overwrite)
     _, total = count_parameters(model)
     summary = {"arch": args.arch, "layers": model.config.num_hidden_layers, "width": model.config.hidden_size,

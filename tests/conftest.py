@@ -78,6 +78,53 @@ def python_module(module: str, *args: str, **kwargs) -> subprocess.CompletedProc
     return run_command([sys.executable, "-m", module, *args], **kwargs)
 
 
+# Runs a module as `python -m` would, but at the moment named prints "PAUSED" and waits to be killed:
+# "evaluate N" at the start of the Nth evaluation, "cache" as the frozen cache's build begins.
+PAUSED_AT = """
+import runpy, sys, time
+moment, module = sys.argv.pop(1), sys.argv.pop(1)
+def pause():
+    print("PAUSED", flush=True)
+    time.sleep(600)
+if moment.startswith("evaluate"):
+    from transformers import Trainer
+    evaluate, calls = Trainer.evaluate, []
+    def paused_evaluate(self, eval_dataset=None, *args, **kwargs):
+        if eval_dataset is None:  # one evaluation (it calls evaluate again for each of its datasets)
+            calls.append(1)
+            if len(calls) == int(moment.split()[1]):
+                pause()
+        return evaluate(self, eval_dataset, *args, **kwargs)
+    Trainer.evaluate = paused_evaluate
+else:
+    from hf_finetune.core.model.frozen_cache import FrozenCache
+    build = FrozenCache.build
+    def paused_build(self, *args, **kwargs):
+        pause()
+        return build(self, *args, **kwargs)
+    FrozenCache.build = paused_build
+sys.argv[0] = module
+runpy.run_module(module, run_name="__main__")
+"""
+
+
+def start_paused(moment: str, module: str, argv: list[str], logs: Path, timeout: float = 300) -> subprocess.Popen:
+    """`python -m module argv` as a user starts it (one thread), returned once it is paused at `moment`
+    (see PAUSED_AT), for a signal to arrive exactly there; its output goes to logs/stdout.txt, stderr.txt."""
+    import time
+
+    env = subprocess_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    with open(logs / "stdout.txt", "w") as stdout, open(logs / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", PAUSED_AT, moment, module, *map(str, argv)], cwd=PROJECT,
+                                   env=env, stdout=stdout, stderr=stderr)  # fmt: skip
+    deadline = time.time() + timeout
+    while "PAUSED" not in (logs / "stdout.txt").read_text():
+        assert process.poll() is None, (logs / "stderr.txt").read_text()[-3000:]
+        assert time.time() < deadline, "the run never reached the pause"
+        time.sleep(0.05)
+    return process
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/e2e/ trains or launches real runs: `pytest -m "not slow"` leaves it out."""
     e2e = Path(__file__).resolve().parent / "e2e"

@@ -36,7 +36,7 @@ class ModelArguments:
 class RunArguments:
     help_section: ClassVar[str] = "training"
     flag_sections: ClassVar[dict[str, str]] = {"traceback": "logging"}
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_frozen_dtype", "cache_frozen_max_gb"})
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_frozen_dtype", "cache_frozen_max_gb", "seeds_vary_split"})
 
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace a finished run in --output_dir."}
@@ -62,6 +62,10 @@ class RunArguments:
     seeds: str | None = field(
         default=None,
         metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md."},
+    )
+    seeds_vary_split: bool = field(
+        default=False,
+        metadata={"help": "With --seeds: each seed also cuts its own data split (the spread includes the split's)."},
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})

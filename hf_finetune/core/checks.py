@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -9,6 +11,29 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError
+
+# The largest count a flag may hold: torch, numpy and itertools take nothing larger.
+MAX_COUNT = 2**63 - 1
+
+
+def finite_float(text: str) -> float:
+    """A float flag's value: a number, not NaN or infinite (which pass every comparison check and
+    then fail inside the optimizer or the step count)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
+
+
+def bounded_int(text: str) -> int:
+    """An int flag's value, at most MAX_COUNT in size."""
+    value = int(text)
+    if abs(value) > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text} is too large (at most 2**63 - 1)")
+    return value
+
+
+finite_float.__name__, bounded_int.__name__ = "float", "int"  # argparse says "invalid float value: 'x'"
 
 
 def check_training_values(args: TrainingArguments) -> None:

@@ -12,10 +12,21 @@ import sys
 from typing import Callable, Sequence
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its reader stopped reading
 
 
 class UserError(Exception):
     """A problem with the user's input, flags or environment, explained in one sentence."""
+
+
+class Interrupted(BaseException):
+    """A signal that ends a command where nothing is saved: one sentence and `exit_code`. A
+    BaseException, as KeyboardInterrupt is, so that no `except Exception` on its way (a data loader
+    that names a file it could not read) turns it into another error."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def traceback_requested(argv: Sequence[str] | None = None) -> bool:
@@ -24,7 +35,8 @@ def traceback_requested(argv: Sequence[str] | None = None) -> bool:
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
-    """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2."""
+    """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2 (or the
+    error's own `exit_code`); a reader that stops reading ends it quietly with 141."""
     try:
         main(argv)
     except UserError as error:
@@ -32,6 +44,19 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
             raise
         print(f"error: {error}", file=sys.stderr)
         sys.exit(getattr(error, "exit_code", EXIT_USER_ERROR))
+    except Interrupted as error:
+        if traceback_requested(argv):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # The program reading our output stopped (`| head`): end quietly, as command-line tools do.
+        # Python would flush stdout again at exit and complain: point it at /dev/null first.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # no real file behind sys.stdout (a test's capture)
+            pass
+        sys.exit(EXIT_BROKEN_PIPE)

@@ -21,6 +21,8 @@ from pathlib import Path
 from transformers import TrainingArguments
 from transformers.hf_argparser import string_to_bool
 
+from hf_finetune.core.checks import bounded_int, finite_float
+
 HELP_EPILOG = (
     "A switch alone turns it on (--bf16); --bf16 false turns it off.\n"
     "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins.\n"
@@ -64,7 +66,8 @@ def module_prog() -> str | None:
     return "python -m " + ".".join(script.relative_to(package.parent).with_suffix("").parts)
 
 
-VALUE_NAMES = {int: "INT", float: "FLOAT", string_to_bool: "BOOL", Path: "PATH"}
+VALUE_NAMES = {int: "INT", float: "FLOAT", string_to_bool: "BOOL", Path: "PATH", finite_float: "FLOAT",
+               bounded_int: "INT"}
 
 
 def _is_dash_alias(flag: str, flags: Sequence[str]) -> bool:

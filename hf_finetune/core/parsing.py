@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from hf_finetune.core.checks import check_training_values
+from hf_finetune.core.checks import bounded_int, check_training_values, finite_float
 from hf_finetune.core.config_file import config_file_argv
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.help import (
@@ -27,19 +27,55 @@ from hf_finetune.core.help import (
 )
 from hf_finetune.core.model.device import cpu_processes_without_accelerator
 
+CHECKED_TYPES = {float: finite_float, int: bounded_int}
+
+
+def argparse_sentence(message: str) -> str:
+    """argparse's own mistake as one sentence naming the flag as typed."""
+    # "argument --learning_rate/--learning-rate: invalid float value: 'abc'" -> "--learning_rate: ..."
+    message = re.sub(r"^argument (--[\w.]+)(/--[\w.-]+)*", r"\1", message).rstrip(".")
+    flag = re.match(r"(--[\w.]+): expected one argument", message)
+    if flag:  # argparse reads a value that starts with "-" (-1,2) as a flag
+        message = f"{flag[1]}: needs a value (one that starts with '-' reads as a flag: write {flag[1]}=VALUE)"
+    return f"{message}; see --help."
+
+
+def check_text_tokens(argv: Sequence[str]) -> None:
+    """Refuse a command-line value holding bytes that are not UTF-8 (Python keeps them as lone
+    surrogates, which every tokenizer refuses with a traceback)."""
+    flag = None
+    for position, token in enumerate(argv, 1):
+        try:
+            token.encode("utf-8")
+        except UnicodeEncodeError:
+            where = f"the value of {flag}" if flag else f"argument {position}"
+            raise UserError(f"{where} is not UTF-8 text (it holds bytes the terminal could not decode); write it in "
+                            f"UTF-8.") from None  # fmt: skip
+        flag = token.split("=", 1)[0] if token.startswith("--") else None
+
 
 class ToolParser(argparse.ArgumentParser):
     """The small tools' parser: defaults shown, `--help-all` accepted like `--help`, and argparse's
-    own mistakes (a missing argument, a bad number) as one sentence, not usage + exit."""
+    own mistakes (a missing argument, a bad number) as one sentence, not usage + exit; numbers
+    finite and of a size a count can have, text UTF-8."""
 
     def __init__(self, prog: str, description: str | None = None):
         super().__init__(prog=command_prog(prog), description=description, formatter_class=HelpFormatter,
                          add_help=False)  # fmt: skip
         self.add_argument("-h", "--help", "--help-all", action="help", help="show this help and exit")
 
+    def add_argument(self, *args, **kwargs):
+        kwargs["type"] = CHECKED_TYPES.get(kwargs.get("type"), kwargs.get("type"))
+        if kwargs["type"] is None:
+            del kwargs["type"]
+        return super().add_argument(*args, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        check_text_tokens(sys.argv[1:] if args is None else args)
+        return super().parse_args(args, namespace)
+
     def error(self, message: str):
-        # "argument --max_new_tokens: invalid int value: 'x'" -> "--max_new_tokens: invalid int value: 'x'"
-        raise UserError(f"{re.sub(r'^argument ', '', message)}; see --help.")
+        raise UserError(argparse_sentence(message))
 
 
 class ArgumentParser(HfArgumentParser):
@@ -51,11 +87,11 @@ class ArgumentParser(HfArgumentParser):
                          epilog=HELP_EPILOG, **kwargs)  # fmt: skip
         self.add_argument("--help-all", action=ShowEveryFlag, help="show every flag and exit")
         self.hidden_help = arrange_in_sections(self, self.dataclass_types)
+        for action in self._actions:  # numbers finite and of a size a count can have
+            action.type = CHECKED_TYPES.get(action.type, action.type)
 
     def error(self, message: str):
-        # "argument --learning_rate/--learning-rate: invalid float value: 'abc'" -> "--learning_rate: ..."
-        message = re.sub(r"^argument (--[\w.]+)(/--[\w.-]+)*", r"\1", message)
-        raise UserError(f"{message.rstrip('.')}; see --help.")
+        raise UserError(argparse_sentence(message))
 
 
 def parse_arguments(
@@ -66,6 +102,7 @@ def parse_arguments(
 ) -> tuple:
     """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    check_text_tokens(argv)
     command = _command_help.get() or _CommandHelp()
     prog, description = command.prog or module_prog(), command.description or description
     parser = ArgumentParser(dataclass_types, prog=prog, description=description)
@@ -77,14 +114,16 @@ def parse_arguments(
     if TrainingArguments in dataclass_types:
         defaults = {**cpu_processes_without_accelerator(), **defaults}
     parser.set_defaults(**defaults)
-    argv, from_file = config_file_argv(argv, known)
+    list_flags = frozenset(action.dest for action in parser._actions if action.nargs in ("+", "*"))
+    argv, from_file = config_file_argv(argv, known, list_flags)
     try:
         try:
             parsed = parser.parse_args_into_dataclasses(args=argv)
-        except ValueError as error:  # TrainingArguments validates flag combinations in __post_init__
+        except (ValueError, OverflowError) as error:  # TrainingArguments validates flag combinations in __post_init__
             message = " ".join(str(error).split())
             if message.startswith("Some specified arguments are not used"):
-                unknown = [token for token in argv if token.startswith("--") and token in message]
+                unused = set(re.findall(r"'([^']*)'", message))  # the list HfArgumentParser prints
+                unknown = [token for token in argv if token.startswith("--") and token in unused]
                 raise UserError(f"unknown flag(s): {', '.join(unknown) or message}; see --help.") from None
             # Name the fields the user set as the flags they typed: "fp16 and bf16" -> "--fp16 and --bf16".
             for name in {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")} & known:

@@ -142,8 +142,9 @@ def test_numeric_labels_are_the_classes_the_data_has(values):
 
 
 def test_numeric_labels_sort_as_numbers_and_may_be_negative():
-    rows = {"text": [f"t{i}" for i in range(30)], "label": [[-1, 10, 2][i % 3] for i in range(30)]}
-    assert prepare_classification(source_from(rows)).label_names == ["-1", "2", "10"]
+    rows = {"text": [f"t{i}" for i in range(60)], "label": [[-1, 10, 2][i % 3] for i in range(60)]}
+    # (every split needs every class: 18 validation and test rows of three classes have them)
+    assert prepare_classification(source_from(rows), split="0.4,0.3,0.3").label_names == ["-1", "2", "10"]
 
 
 def test_csv_messages_count_file_lines_with_the_header_as_line_1(tmp_path):

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hf_finetune.compare import TEST_PREDICTIONS, main
+from hf_finetune.compare import main
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 from hf_finetune.core.run.seeds import write_summary
+from hf_finetune.methods.classify.report import TEST_PREDICTIONS
 
 CONFIG = {"model_name_or_path": "tiny", "dataset": "messages.csv", "learning_rate": 0.001, "max_steps": 4}
 TEXTS = [("win a prize now", "spam"), ("lunch at noon?", "ham"), ("free ringtone, reply", "spam"), ("call me", "ham")]
@@ -39,13 +40,15 @@ def finished_run(folder: Path, predicted: list[str] | None = None, labels=("ham"
     return folder
 
 
-def seeds_run(folder: Path, accuracies: list[float], predictions: list[list[str]]) -> Path:
-    """A finished --seeds run: one run folder per seed, config.yaml and the summary core.seeds writes."""
+def seeds_run(folder: Path, accuracies: list[float], predictions: list[list[str]], **split) -> Path:
+    """A finished --seeds run: one run folder per seed, config.yaml and the summary core.seeds writes;
+    `split`: split_seed and seeds_vary_split, as a classifier's series records them."""
     seeds = list(range(1, len(accuracies) + 1))
     for seed, accuracy, predicted in zip(seeds, accuracies, predictions):
         finished_run(folder / f"seed-{seed}", predicted, test_accuracy=accuracy, seed=seed)
-    (folder / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "seeds": ",".join(map(str, seeds))}))
-    write_summary(folder, seeds, kept=[])
+    config = {**CONFIG, "seeds": ",".join(map(str, seeds)), **split}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    write_summary(folder, seeds, kept=[], config=config)
     return folder
 
 
@@ -105,7 +108,7 @@ def test_a_difference_smaller_than_the_seed_spread_is_marked_and_a_larger_one_is
     [pair] = data["within_seed_spread"]["test_accuracy"]
     assert pair["runs"] == ["seeded", "close"] and pair["difference"] == pytest.approx(0.05)
     assert "| test_accuracy | 0.6000 ± 0.1000 | 0.6500 | 0.9000 | seeded vs close (0.0500 < std 0.1000) |" in out
-    assert data["flags"]["seed"] == ["one per seed", None, None]
+    assert data["flags"]["seed"] == ["one per seed", 42, 42]  # a file without seed: TrainingArguments' default
     assert data["flags"]["seeds"] == ["1,2,3", None, None]
 
 
@@ -209,3 +212,20 @@ def test_an_output_folder_that_is_one_of_the_runs_is_refused(tmp_path, capsys):
     before = {path.name: path.read_bytes() for path in first.iterdir() if path.is_file()}
     assert "--output" in refusal([first, second, "--output", first], capsys)
     assert {path.name: path.read_bytes() for path in first.iterdir() if path.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    "split, described, note",
+    [
+        ({"split": "0.7,0.1,0.2", "split_seed": 7, "seeds_vary_split": False}, "one data split for all (split seed 7)",
+         "A --seeds run's label is the one most of its seeds gave."),
+        ({"split": "0.7,0.1,0.2", "split_seed": None, "seeds_vary_split": True}, "each seed with its own data split",
+         "tests each seed on other texts"),
+        ({"split": "0.7,0.1,0.2"}, "each seed with its own data split", "tests each seed on other texts"),  # older series
+    ],
+)
+def test_compare_says_whether_a_series_seeds_shared_one_split(split, described, note, tmp_path, capsys):
+    seeded = seeds_run(tmp_path / "seeded", [0.5, 0.7], [["spam", "ham", "spam", "ham"]] * 2, **split)
+    single = finished_run(tmp_path / "single", ["spam", "ham", "spam", "ham"])
+    _, out = compared([seeded, single], capsys)
+    assert f"- seeded: {seeded}, 2 seeds (1, 2), {described}" in out and note in out

@@ -91,5 +91,5 @@ def test_yaml_values_take_the_type_of_their_flag_and_null_keeps_the_default(tmp_
 def test_a_list_for_a_one_value_flag_is_refused(tmp_path):
     config = tmp_path / "list.yaml"
     config.write_text("lora_target_modules: [c_attn, c_proj]\n", encoding="utf-8")
-    with pytest.raises(UserError, match="unknown flag"):
+    with pytest.raises(UserError, match=r"list.yaml, key 'lora_target_modules': a list .*takes one value"):
         parse(["--config", str(config)])

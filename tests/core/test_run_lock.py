@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER
-from hf_finetune.core.run.lock import LOCK_NAME, RunLock, run_lock
+from hf_finetune.core.run.lock import LOCK_NAME, RunLock, raise_if_terminated, run_lock
 from hf_finetune.methods.classify.head.train import main
 from hf_finetune.recipes.spam import DEFAULTS
 
@@ -131,14 +131,21 @@ def test_a_refused_run_leaves_no_lock_and_no_folder_it_created(tiny_gpt2, sms_zi
     assert os.listdir(tmp_path / "finished") == [FINISHED_MARKER]
 
 
-def test_sigterm_while_the_lock_is_held_exits_143_and_releases_it(tmp_path):
+def test_sigterm_while_the_lock_is_held_exits_143_with_one_sentence_and_releases_it(tmp_path, capsys):
     args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
     previous = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(SystemExit) as exit_info, run_lock(args):
-        assert (tmp_path / "run" / LOCK_NAME).is_file()
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(10)  # the handler's exit ends the wait at once
+
+    def held(argv):
+        with run_lock(args):
+            assert (tmp_path / "run" / LOCK_NAME).is_file()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler's exit ends the wait at once
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(held, [])
     assert exit_info.value.code == 143
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: interrupted by SIGTERM before the run finished") and "--resume_from_checkpoint auto" in line
     assert not (tmp_path / "run").exists()
     assert signal.getsignal(signal.SIGTERM) == previous
 
@@ -169,3 +176,23 @@ def test_an_output_folder_that_cannot_be_written_is_refused(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(UserError, match=f"--output_dir: {tmp_path / 'file'}, above {tmp_path / 'file' / 'run'}, is a file"):
         RunLock(tmp_path / "file" / "run").acquire()
+
+
+def test_a_sigterm_a_library_swallows_still_ends_the_run_before_training(tmp_path, capsys):
+    """datasets hashes a map's function under a bare `except:`: the handler's exception dies there."""
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
+
+    def swallowed(argv):
+        with run_lock(args):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(10)
+            except BaseException:  # noqa: BLE001 - what the library does
+                pass
+            raise_if_terminated()  # train_reliably's first step
+            raise AssertionError("the run went on")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(swallowed, [])
+    assert exit_info.value.code == 143 and "interrupted by SIGTERM before training began" in capsys.readouterr().err
+    raise_if_terminated()  # the next run in this process starts clean

@@ -20,6 +20,7 @@ from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
+from hf_finetune.core.run.preflight import settle_training_args
 from hf_finetune.core.run.seeds import copied_training_args, final_metrics, run_history
 from hf_finetune.recipes import instruction, spanish_chat
 
@@ -49,6 +50,8 @@ class RecordedRuns:
         folder = method.training_args.output_dir
         seed = method.training_args.seed
         Path(folder).mkdir(parents=True, exist_ok=True)
+        settle_training_args(method.training_args, method.run_args.skip_nonfinite_batches,
+                             method.required_training_arguments())  # as a run does before its config.yaml
         (Path(folder) / "config.yaml").write_text(yaml.safe_dump(method.config(), sort_keys=False))
         history = [{"step": step, "epoch": step / 2, "examples_seen": step * 4, "train_loss": 1.0 / (seed + step),
                     "eval_validation_accuracy": 0.5 + step / 10} for step in (1, 2)]  # fmt: skip
@@ -211,3 +214,74 @@ def test_a_chat_run_keeps_its_figures_in_its_one_method_row():
                "history": {"masked": [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]}}  # fmt: skip
     assert final_metrics(results) == {"train_loss": 0.5, "training_exact": 3}
     assert run_history(results) == [{"epoch": 1.0, "step": 2, "train_loss": 0.5}]
+
+
+def split_seeds_of(recorded: RecordedRuns) -> list[int | None]:
+    return [next(options.split_seed for options in method.options if hasattr(options, "split_seed"))
+            for method in recorded.methods]  # fmt: skip
+
+
+def test_every_seed_cuts_one_split_with_the_split_seed_or_the_seed(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "3,1", "--seed", "9"))
+    assert split_seeds_of(recorded) == [9, 9]  # --seed, which --seeds replaces for training
+    assert summary["split_seed"] == 9 and summary["seeds_vary_split"] is False
+    assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["split_seed"] == 9
+    classify.main(argv(tmp_path, "--seeds", "3,1", "--split_seed", "5", "--output_dir", str(tmp_path / "fixed")))
+    assert split_seeds_of(recorded)[2:] == [5, 5]
+
+
+def test_seeds_vary_split_cuts_each_seeds_split_with_the_seed(recorded, tmp_path):
+    summary = classify.main(argv(tmp_path, "--seeds", "3,1", "--seeds_vary_split"))
+    assert split_seeds_of(recorded) == [3, 1]
+    assert summary["seeds_vary_split"] is True and "each seed cut its own data split" in (
+        tmp_path / "out" / "summary.md").read_text()  # fmt: skip
+    saved = yaml.safe_load((tmp_path / "out" / "seed-3" / "config.yaml").read_text())
+    assert saved["split_seed"] == 3 and "seeds_vary_split" not in saved  # the seed's file trains that one run
+
+
+def test_a_seed_with_damaged_results_trains_again_and_the_others_are_kept(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    (tmp_path / "out" / "seed-2" / FINISHED_MARKER).write_text('{"test_accuracy": ')  # cut off by a full disk
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2"))
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 2]
+    assert recorded.methods[-1].run_args.overwrite_output_dir
+    assert "seed-2, its all_results.json is damaged: training it again" in capsys.readouterr().out
+    assert [run["kept"] for run in summary["runs"]] == [True, False]
+
+
+def test_a_seed_trained_with_other_flags_is_named_and_the_series_left_as_it_was(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    config = tmp_path / "out" / "seed-2" / "config.yaml"
+    config.write_text(config.read_text().replace("learning_rate: 5.0e-05", "learning_rate: 0.5"))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"(learning_rate: 0.5 in {config}, 5e-05 now)" in line and len(recorded.methods) == 2
+    config.write_text("- damaged\n")
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"delete {tmp_path / 'out' / 'seed-2'} to train that seed again" in line
+
+
+def test_a_series_from_before_split_seed_goes_on_with_seeds_vary_split_and_keeps_its_seeds(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--seeds_vary_split"))
+    for seed in (1, 2):  # as written before --split_seed: each seed's split was cut with its seed
+        config = tmp_path / "out" / f"seed-{seed}" / "config.yaml"
+        config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if "split_seed" not in line))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2,3"), capsys)
+    assert "(split_seed: None in" in line and "add --seeds_vary_split to go on with them" in line
+    summary = classify.main(argv(tmp_path, "--seeds", "1,2,3", "--seeds_vary_split"))
+    assert [run["kept"] for run in summary["runs"]] == [True, True, False]
+
+
+def test_a_seed_from_before_split_seed_is_told_to_go_on_with_seeds_vary_split(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2", "--seeds_vary_split"))
+    (tmp_path / "out" / "config.yaml").unlink()  # only the seeds' own files speak for them
+    config = tmp_path / "out" / "seed-1" / "config.yaml"
+    config.write_text("".join(line + "\n" for line in config.read_text().splitlines() if "split_seed" not in line))
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2"), capsys)
+    assert f"(split_seed: 1 in {config}, 42 now (those seeds cut their own splits: add --seeds_vary_split" in line
+
+
+def test_an_unfinished_seed_is_not_resumed_under_other_flags(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    (tmp_path / "out" / "seed-2" / FINISHED_MARKER).unlink()  # as if killed: the series' file speaks for it
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "1,2", "--learning_rate", "0.1"), capsys)
+    assert f"in {tmp_path / 'out' / 'config.yaml'}, 0.1 now" in line

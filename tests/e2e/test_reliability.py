@@ -2,8 +2,11 @@
 
 For each method (head: recipes/spam.py; label-token: `python -m hf_finetune.classify`;
 instruction: recipes/instruction.py; chat: recipes/spanish_chat.py, masked loss), on a tiny
-random-init GPT-2, a few dozen rows and about 24 steps:
-- SIGKILL after a checkpoint, then `--resume_from_checkpoint auto`: bit-identical weights and final figures;
+random-init GPT-2, a few dozen rows and about 24 steps, evaluated every 5 steps and at each
+epoch's end (chat: no evaluation), a checkpoint at each epoch's end:
+- SIGKILL after the first epoch-end checkpoint, then `--resume_from_checkpoint auto`: bit-identical
+  weights, final figures and evaluation history (the epoch-end evaluation draws random numbers and
+  logs figures: the checkpoint holds both);
 - SIGTERM / Ctrl-C (SIGINT): exit 143 / 130, one sentence naming the checkpoint it saved, which resumes
   to the same run;
 - a loss that becomes NaN: exit 3, one sentence naming the step, no model saved;
@@ -44,8 +47,8 @@ from hf_finetune.recipes import instruction as instruction_recipe
 from hf_finetune.recipes import spam, spanish_chat
 
 STEPS = 24  # every method's run below takes this many optimizer steps
-COMMON = ["--learning_rate", "1e-3", "--eval_strategy", "no", "--logging_steps", "1", "--save_strategy", "steps",
-          "--save_steps", "8", "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--report_to", "none"]  # fmt: skip
+COMMON = ["--learning_rate", "1e-3", "--eval_strategy", "steps", "--eval_steps", "5", "--logging_steps", "1",
+          "--save_strategy", "steps", "--disable_tqdm", "true", "--dataloader_num_workers", "0", "--report_to", "none"]  # fmt: skip
 
 
 @dataclass
@@ -55,13 +58,15 @@ class MethodUnderTest:
     flags: Callable[
         [dict, Path], list[str]
     ]  # from the inputs (model, data folders) and the output folder
+    epoch_end: int  # the step that ends the first epoch: a checkpoint is saved there
 
 
 def classifier_flags(inputs: dict, output: Path) -> list[str]:
     # 48 rows in batches of 4: 12 steps per epoch
     return ["--model_name_or_path", str(inputs["model"]), "--dataset", str(inputs["classification"]),
             "--class_names", "neg,pos", "--trainable", "all", "--per_device_train_batch_size", "4",
-            "--per_device_eval_batch_size", "16", "--num_train_epochs", "2", "--output_dir", str(output), *COMMON]  # fmt: skip
+            "--per_device_eval_batch_size", "16", "--num_train_epochs", "2", "--output_dir", str(output), *COMMON,
+            "--save_steps", "12"]  # fmt: skip
 
 
 def instruction_flags(inputs: dict, output: Path) -> list[str]:
@@ -69,13 +74,15 @@ def instruction_flags(inputs: dict, output: Path) -> list[str]:
     return ["--model_name_or_path", str(inputs["model"]), "--dataset", str(inputs["instruction"]),
             "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "8", "--num_train_epochs", "2",
             "--max_length", "256", "--max_new_tokens", "4", "--sample_max_new_tokens", "4",
-            "--generation_batch_size", "8", "--output_dir", str(output), *COMMON]  # fmt: skip
+            "--generation_batch_size", "8", "--output_dir", str(output), *COMMON, "--save_steps", "12"]  # fmt: skip
 
 
 def chat_flags(inputs: dict, output: Path) -> list[str]:
-    # the recipe's 5 demo conversations in batches of 1 (its default): 5 steps per epoch, stopped at 24
+    # the recipe's 5 demo conversations in batches of 1 (its default): 5 steps per epoch, stopped at 24; no
+    # validation split to evaluate
     return ["--model_name_or_path", str(inputs["model"]), "--method", "masked", "--max_steps", str(STEPS),
-            "--answers_every_epoch", "false", "--max_new_tokens", "4", "--output_dir", str(output), *COMMON]  # fmt: skip
+            "--answers_every_epoch", "false", "--max_new_tokens", "4", "--output_dir", str(output), *COMMON,
+            "--eval_strategy", "no", "--save_steps", "10"]  # fmt: skip
 
 
 METHODS = {
@@ -83,14 +90,16 @@ METHODS = {
         [sys.executable, "recipes/spam.py"],
         lambda argv: head_main(argv, defaults=spam.DEFAULTS),
         classifier_flags,
+        12,
     ),
     "label_token": MethodUnderTest(
-        [sys.executable, "-m", "hf_finetune.classify"], classify.main, classifier_flags
+        [sys.executable, "-m", "hf_finetune.classify"], classify.main, classifier_flags, 12
     ),
     "instruction": MethodUnderTest(
         [sys.executable, "recipes/instruction.py"],
         lambda argv: instruction_main(argv, defaults=instruction_recipe.DEFAULTS),
         instruction_flags,
+        12,
     ),
     "chat": MethodUnderTest(
         [sys.executable, "recipes/spanish_chat.py"],
@@ -98,6 +107,7 @@ METHODS = {
             argv, defaults=spanish_chat.DEFAULTS, demo=spanish_chat.DEMO
         ),
         chat_flags,
+        10,
     ),
 }
 
@@ -240,7 +250,7 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_the_same_run(
     output = tmp_path / "killed"
     process = start(method, method.flags(inputs, output), tmp_path)
     wait_until(
-        lambda: (output / "checkpoint-8" / "trainer_state.json").exists(),
+        lambda: (output / f"checkpoint-{method.epoch_end}" / "trainer_state.json").exists(),
         process,
         tmp_path,
     )
@@ -255,6 +265,17 @@ def test_sigkill_after_a_checkpoint_then_resume_gives_the_same_run(
         method.main, [*method.flags(inputs, output), "--resume_from_checkpoint", "auto"]
     )
     assert_same_run(uninterrupted, output)
+    assert evaluations(output) == evaluations(uninterrupted)
+
+
+def evaluations(run: Path) -> list[dict]:
+    """The evaluation points of a finished run's history (timings left out)."""
+    results = json.loads((run / "all_results.json").read_text())
+    history = results.get("history")
+    points = history if isinstance(history, list) else [point for part in (history or {}).values() for point in part]
+    return [{key: value for key, value in point.items() if key.startswith("eval_") and
+             not any(word in key for word in ("runtime", "per_second", "_time"))} | {"step": point.get("step")}
+            for point in points if any(key.startswith("eval_") for key in point)]  # fmt: skip
 
 
 @pytest.mark.parametrize(

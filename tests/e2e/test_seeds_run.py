@@ -1,19 +1,26 @@
-"""--seeds for real, with a tiny GPT-2 head classifier on 32 short messages: one finished run folder
-per seed, a summary whose figures are the seed folders' own, a seed's config.yaml that trains the
-same run again, a rerun that keeps the finished seeds, and the same series under accelerate launch."""
+"""--seeds for real, with a tiny GPT-2 head classifier on 32 short messages (16 to train on: 4 steps
+per epoch, 2 epochs, evaluated every 3 steps and at each epoch's end, a checkpoint at each epoch's
+end): one finished run folder per seed, every seed trained and tested on the same split, a summary
+whose figures are the seed folders' own, a seed's config.yaml that trains the same run again, a
+rerun that keeps the finished seeds, a series killed inside its second seed that resumes to the
+uninterrupted series, and the same series under accelerate launch."""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import json
+import signal
 import statistics
 import sys
 
 import pytest
-from conftest import PROJECT, run_command
+import torch
+import yaml
+from conftest import PROJECT, run_command, start_paused
+from safetensors.torch import load_file
 
-from hf_finetune import classify
+from hf_finetune import classify, compare
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.report.files import FINISHED_MARKER
 
@@ -37,9 +44,9 @@ def flags(model, data, output, *extra) -> list[str]:
     return [
         "--method", "head", "--model_name_or_path", str(model), "--dataset", str(data), "--output_dir", str(output),
         "--split", "0.5,0.25,0.25", "--trainable", "all", "--per_device_train_batch_size", "4",
-        "--learning_rate", "5e-3", "--max_steps", "4", "--logging_steps", "1", "--eval_strategy", "steps",
-        "--eval_steps", "2", "--save_strategy", "no", "--disable_tqdm", "true", "--dataloader_num_workers", "0",
-        "--report_to", "none", *extra,
+        "--learning_rate", "5e-3", "--num_train_epochs", "2", "--logging_steps", "1", "--eval_strategy", "steps",
+        "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "4", "--disable_tqdm", "true",
+        "--dataloader_num_workers", "0", "--report_to", "none", *extra,
     ]  # fmt: skip
 
 
@@ -70,8 +77,51 @@ def test_each_seed_trains_its_own_run_into_its_own_folder(seeds_run):
             assert (folder / name).is_file(), f"{folder / name}"
         assert f"seed: {seed}\n" in (folder / "config.yaml").read_text()
         assert results[seed]["history"], "no logged points"
-    # Another seed, another split and other weights: the runs differ.
+    # Another seed, other weights and batches: the runs differ.
     assert results[1]["train_loss"] != results[2]["train_loss"]
+
+
+def test_every_seed_trains_and_tests_on_the_same_split_whose_seed_is_recorded(seeds_run):
+    output, summary = seeds_run
+    tested = {seed: [json.loads(line)["text"] for line in (output / f"seed-{seed}" / "test_predictions.jsonl")
+                     .read_text().splitlines()] for seed in SEEDS}  # fmt: skip
+    assert tested[1] == tested[2] and len(tested[1]) == 8
+    assert summary["split_seed"] == 42 and summary["seeds_vary_split"] is False  # the classify recipe's --seed
+    assert "one data split for every seed (split seed 42)" in (output / "summary.md").read_text()
+    assert yaml.safe_load((output / "config.yaml").read_text())["split_seed"] == 42
+    for seed in SEEDS:
+        assert yaml.safe_load((output / f"seed-{seed}" / "config.yaml").read_text())["split_seed"] == 42
+        assert "with split seed 42" in (output / f"seed-{seed}" / "report.md").read_text()
+        assert json.loads((output / f"seed-{seed}" / FINISHED_MARKER).read_text())["split_seed"] == 42
+
+
+def test_compare_says_the_seeds_shared_one_split(seeds_run, capsys):
+    output, _ = seeds_run
+    capsys.readouterr()
+    compare.main([str(output), str(output / "seed-1")])
+    assert "2 seeds (1, 2), one data split for all (split seed 42)" in capsys.readouterr().out
+
+
+def test_a_series_killed_inside_its_second_seed_resumes_to_the_uninterrupted_series(seeds_run, tiny_gpt2, data,
+                                                                                     tmp_path, capsys):  # fmt: skip
+    output, summary = seeds_run
+    killed = tmp_path / "killed"
+    # Each seed evaluates at steps 3, 4, 6 and 8: the 7th evaluation is seed 2's at step 6, after its checkpoint-4.
+    process = start_paused("evaluate 7", "hf_finetune.classify", flags(tiny_gpt2, data, killed, "--seeds", "1,2"),
+                           tmp_path)  # fmt: skip
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (killed / "seed-1" / FINISHED_MARKER).is_file() and not (killed / "seed-2" / FINISHED_MARKER).exists()
+    assert [path.name for path in (killed / "seed-2").glob("checkpoint-*")] == ["checkpoint-4"]
+    capsys.readouterr()
+    resumed = classify.main(flags(tiny_gpt2, data, killed, "--seeds", "1,2", "--resume_from_checkpoint", "auto"))
+    assert "seed-1, finished earlier, kept" in capsys.readouterr().out
+    for seed in SEEDS:
+        ours, theirs = (load_file(folder / f"seed-{seed}" / "model.safetensors") for folder in (killed, output))
+        assert all(torch.equal(ours[name], theirs[name]) for name in ours), f"seed {seed}"
+    timing = ("runtime", "seconds", "per_second", "train_loss")  # a resumed run averages its own steps' loss
+    assert {name: figures for name, figures in resumed["metrics"].items() if not any(word in name for word in timing)} \
+        == {name: figures for name, figures in summary["metrics"].items() if not any(word in name for word in timing)}
 
 
 def test_the_summary_figures_are_the_mean_and_spread_of_the_seed_folders(seeds_run):
@@ -115,7 +165,7 @@ def test_other_flags_into_the_same_folder_are_refused(seeds_run, tiny_gpt2, data
         run_cli(classify.main, flags(tiny_gpt2, data, output, "--seeds", "1,2,3", "--max_steps", "2"))
     error = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in error
-    assert "max_steps: 4" in error and "--overwrite_output_dir" in error
+    assert "max_steps: -1 in" in error and "--overwrite_output_dir" in error
     assert not (output / "seed-3").exists()
 
 

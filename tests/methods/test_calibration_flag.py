@@ -22,7 +22,7 @@ def test_a_head_without_a_linear_score_layer_is_refused_before_training(tmp_path
     for file in gpt2_tokenizer_dir.iterdir():
         shutil.copy(file, model_folder)
     data = tmp_path / "data.csv"
-    data.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(30)), encoding="utf-8")
+    data.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(250)), encoding="utf-8")  # validation: 25
     monkeypatch.setattr(HeadMethod, "split_texts", lambda self: None)  # the leakage check is tested on its own
     monkeypatch.setattr("hf_finetune.core.run.skeleton.train_reliably", lambda *args, **kwargs: pytest.fail("it trained"))
     output = tmp_path / "run"

@@ -25,7 +25,8 @@ SPAM = ["WIN a prize now", "free entry, text WIN", "claim your cash", "urgent! c
 
 
 def good_rows() -> pd.DataFrame:
-    texts = [f"{text} ({number})" for number, pair in enumerate(zip(HAM * 2, SPAM * 2)) for text in pair]
+    """72 distinct texts, ham and spam in turn: enough that each split --split cuts has both classes."""
+    texts = [f"{text} ({number})" for number, pair in enumerate(zip(HAM * 6, SPAM * 6)) for text in pair]
     return pd.DataFrame({"text": texts, "label": ["ham", "spam"] * (len(texts) // 2)})
 
 
@@ -152,17 +153,17 @@ def case_huge_label_set(d, m):
     rows = good_rows()
     rows["label"] = [f"user{i}" for i in range(len(rows))]
     rows.to_csv(d / "ids.csv", index=False)
-    return "label-token", ["--dataset", str(d / "ids.csv")], "has 24 distinct values in 24 rows, too many for classes"
+    return "label-token", ["--dataset", str(d / "ids.csv")], "has 72 distinct values in 72 rows, too many for classes"
 
 
 def case_label_column_is_the_text(d, m):
     flags = ["--dataset", str(good_csv(d)), "--label_column", "text", "--text_column", "label"]
-    return "head", flags, "column 'text' of " + str(d / "good.csv") + " has 24 distinct values in 24 rows"
+    return "head", flags, "column 'text' of " + str(d / "good.csv") + " has 72 distinct values in 72 rows"
 
 
 def case_fractional_labels(d, m):
     rows = good_rows()
-    rows["label"] = [0.0, 1.0] * 11 + [0.5, 1.0]
+    rows["label"] = [0.0, 1.0] * 11 + [0.5, 1.0] + [0.0, 1.0] * 24
     rows.to_json(d / "float.jsonl", orient="records", lines=True)
     return (
         "label-token",

@@ -18,7 +18,8 @@ EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
 
 class EvaluateAtEpochEnd(TrainerCallback):
     """Evaluate at the end of every epoch as well as every `eval_steps` steps, once per step: Trainer
-    has already evaluated when the epoch's last step is an `eval_steps` multiple or the run's last step."""
+    has already evaluated when the epoch's last step is an `eval_steps` multiple or the run's last step.
+    A run stopped inside an epoch (a signal) is not evaluated there: its resumed run goes on with that epoch."""
 
     def __init__(self):
         self.evaluated_at_step: int | None = None
@@ -27,9 +28,43 @@ class EvaluateAtEpochEnd(TrainerCallback):
         self.evaluated_at_step = state.global_step
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if args.eval_strategy != "no" and self.evaluated_at_step != state.global_step:
+        if args.eval_strategy != "no" and self.evaluated_at_step != state.global_step and epoch_is_whole(state):
             control.should_evaluate = True
         return control
+
+
+class CheckpointAfterEpochEnd(TrainerCallback):
+    """A checkpoint due at an epoch's last step is written at that epoch's end, after what runs there.
+
+    Trainer saves a step's checkpoint as soon as the step ends, then calls `on_epoch_end` and runs
+    the epoch-end evaluation (EvaluateAtEpochEnd's, or `--eval_strategy epoch`). That evaluation
+    draws random numbers (every DataLoader iterator draws its base seed from torch's generator) and
+    logs its figures, so a checkpoint written before it holds an older random state and history: a
+    run resumed from it would start the next epoch with other random numbers than the uninterrupted
+    run (other batches, other dropout) and without that evaluation in its history. Deferring the save
+    to the epoch's end makes every checkpoint hold the state the next step starts from. It must be
+    the last callback, so that it sees every callback's request to save (a signal's included)."""
+
+    def __init__(self):
+        self.deferred = False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save and epoch_is_whole(state):
+            control.should_save = False
+            self.deferred = True
+        return control
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.deferred:
+            control.should_save = True
+            self.deferred = False
+        return control
+
+
+def epoch_is_whole(state) -> bool:
+    """Whether the step that just ended is an epoch's last: Trainer sets `state.epoch` to
+    epoch + (batch + 1) / batches_per_epoch, a whole number only there."""
+    return state.epoch is not None and float(state.epoch).is_integer()
 
 
 class LabelledProgressCallback(ProgressCallback):

@@ -18,6 +18,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import ADAPTER_CONFIG, adapter_base, load_causal_lm_weights, load_failure
+from hf_finetune.core.run.ownership import series_kind
 from hf_finetune.core.run.saving import STAGING
 
 
@@ -45,7 +46,8 @@ def require_saved_run(run_dir: str | Path) -> Path:
         subruns = sorted(str(child) for child in run_dir.iterdir() if child.is_dir() and _has_model(child)
                          and not child.name.startswith("checkpoint-"))  # fmt: skip
         if subruns:
-            raise UserError(f"{run_dir} holds one run per method (--compare); pass one of them: {', '.join(subruns)}.")
+            each = "one run per seed (--seeds)" if series_kind(run_dir) == "seeds" else "one run per method (--compare)"
+            raise UserError(f"{run_dir} holds {each}; pass one of them: {', '.join(subruns)}.")
         checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda path: path.stat().st_mtime)
         if checkpoints:
             raise UserError(

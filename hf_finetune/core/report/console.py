@@ -28,7 +28,9 @@ class ConsoleHandler(logging.Handler):
         try:
             stream.write(self.format(record) + "\n")
             stream.flush()
-        except Exception:  # noqa: BLE001 - logging must never end a run (a closed pipe, say)
+        except BrokenPipeError:  # nobody reads this stream any more: nothing to say there
+            pass
+        except Exception:  # noqa: BLE001 - logging must never end a run
             self.handleError(record)
 
 

@@ -4,8 +4,8 @@ A run holds `_run.lock` in its --output_dir from before anything loads until it 
 run into the folder is refused, naming the holder (pid, host, start time). The file is also
 flock()ed while the run lives, so the kernel lets go of it however the process dies; the file a
 killed run leaves behind names a dead process on this host, and the next run takes it over,
-saying so. The lock is released on errors, Ctrl-C and SIGTERM (turned into an exit with status
-143 while the lock is held, unless something else handles SIGTERM).
+saying so. The lock is released on errors, Ctrl-C and SIGTERM (turned into one sentence and exit
+status 143 while the lock is held, unless something else handles SIGTERM).
 
 Every process of one distributed launch (accelerate launch, torchrun) shares the lock: each
 machine's main process takes it first, the other processes find their launch's identity in it.
@@ -27,7 +27,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from hf_finetune.core.checks import check_writable_folder
-from hf_finetune.core.errors import UserError
+from hf_finetune.core.errors import Interrupted, UserError
 from hf_finetune.core.report.console import logger
 
 LOCK_NAME = "_run.lock"
@@ -177,8 +177,9 @@ def run_lock(args: TrainingArguments):
 
 @contextmanager
 def sigterm_exits():
-    """SIGTERM ends the process with status 143 through the usual unwinding (so locks are released),
-    unless a handler is already installed; a handler installed later (preemption) takes precedence."""
+    """SIGTERM ends the process with status 143 and one sentence through the usual unwinding (so
+    locks are released), unless a handler is already installed; a handler installed later
+    (preemption, during training) takes precedence."""
     try:
         unhandled = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     except ValueError:
@@ -186,16 +187,40 @@ def sigterm_exits():
     if not unhandled:
         yield
         return
+    global _terminated
     try:
         signal.signal(signal.SIGTERM, _exit_143)
     except ValueError:  # not the main thread
         yield
         return
+    _terminated = False
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _terminated = False
+
+
+class Terminated(Interrupted):
+    """SIGTERM outside training (which saves a checkpoint first): one sentence, exit status 143."""
+
+    def __init__(self, stage: str = "before the run finished"):
+        super().__init__(f"interrupted by SIGTERM {stage}; the run did not finish: run the command again "
+                         f"(--resume_from_checkpoint auto continues from its newest checkpoint, if one was saved).",
+                         exit_code=143)  # fmt: skip
+
+
+_terminated = False  # set by the handler, for raise_if_terminated
 
 
 def _exit_143(signum, frame):
-    raise SystemExit(143)
+    global _terminated
+    _terminated = True
+    raise Terminated()
+
+
+def raise_if_terminated(stage: str = "before training began") -> None:
+    """End the run if a SIGTERM came whose exception a library swallowed on its way (datasets hashes
+    a map's function under a bare `except:`, and goes on with a random fingerprint)."""
+    if _terminated:
+        raise Terminated(stage)

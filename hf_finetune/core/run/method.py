@@ -36,6 +36,7 @@ class Method:
         self.training_args = training_args
         self.lora_args = lora_args or LoraArguments()
         self.options = options  # the method's own argument dataclasses, saved in config.yaml
+        self.series: Path | None = None  # the folder of the series (--seeds, chat --compare) this run is one of
         self._tokenizer = None
 
     # Before anything loads: flags.
@@ -51,7 +52,7 @@ class Method:
 
     def config(self) -> dict:
         """The flags of the run, for config.yaml (reusable with --config)."""
-        return config_snapshot(self.model_args, *self.options, self.training_args, self.lora_args)
+        return config_snapshot(self.model_args, *self.options, self.run_args, self.training_args, self.lora_args)
 
     # Data.
 

@@ -14,17 +14,45 @@ from hf_finetune.core.model.device import accelerator_available
 from hf_finetune.core.model.precision import check_precision
 from hf_finetune.core.report.files import FINISHED_MARKER
 from hf_finetune.core.report.hub import check_hub_push, hub_token_moved_out
+from hf_finetune.core.run.ownership import SERIES_KINDS, folder_owner
 
 
-def guard_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Refuse to replace the results of a finished run unless asked to (run_lock has already
-    refused a folder the run could not write in)."""
-    finished = Path(output_dir) / FINISHED_MARKER
-    if finished.exists() and not overwrite:
+def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None = None) -> None:
+    """Refuse a run's folder that another command or series owns, and the results of a finished run
+    unless asked to replace them (run_lock has already refused a folder the run could not write in).
+    `series`: the folder of the series this run belongs to, whose runs write into its folders."""
+    owner = folder_owner(output_dir)
+    if owner is None:
+        return
+    if owner.kind == "series run" and (series is None or Path(series).absolute() != owner.folder):
+        raise UserError(f"--output_dir: {output_dir} is {owner.describe()}; rerun that series' command (it keeps "
+                        f"the runs that finished and trains the others), or choose another folder.")  # fmt: skip
+    if owner.kind == "series":
+        raise UserError(f"--output_dir: {output_dir} holds {owner.describe()}; a single run there would replace the "
+                        f"series' config.yaml and plots: choose another folder.")  # fmt: skip
+    if owner.kind == "compare":
+        raise UserError(f"--output_dir: {output_dir} holds {owner.describe()}; choose another folder.")
+    if (Path(output_dir) / FINISHED_MARKER).exists() and not overwrite:
         raise UserError(
             f"--output_dir: {output_dir} holds a finished run ({FINISHED_MARKER}); pass --overwrite_output_dir "
             f"to replace it, or choose another folder."
         )
+
+
+def guard_series_dir(output_dir: str, overwrite: bool, kind: str) -> None:
+    """A series' folder (`kind`: "seeds" or "chat --compare") is its own: empty, or a series of the
+    same kind (a --seeds series then keeps the runs that finished with the same flags)."""
+    owner = folder_owner(output_dir)
+    if owner is None:
+        return
+    if owner.kind == "series" and owner.series_kind == kind:
+        if kind != "seeds":  # a --seeds series keeps its finished seeds; a --compare series is replaced whole
+            if (Path(output_dir) / FINISHED_MARKER).exists() and not overwrite:
+                raise UserError(f"--output_dir: {output_dir} holds a finished run ({FINISHED_MARKER}); pass "
+                                f"--overwrite_output_dir to replace it, or choose another folder.")  # fmt: skip
+        return
+    raise UserError(f"--output_dir: {output_dir} holds {owner.describe()}; {SERIES_KINDS[kind]} needs a folder of its "
+                    f"own: choose another folder.")  # fmt: skip
 
 
 def settle_training_args(

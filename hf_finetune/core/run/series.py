@@ -12,18 +12,24 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.report.console import set_log_level
 from hf_finetune.core.run.lock import run_lock
-from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
+from hf_finetune.core.run.ownership import mark_series
+from hf_finetune.core.run.preflight import guard_series_dir, settle_training_args
 
 
 @contextmanager
-def series_folder(method) -> Iterator[dict]:
-    """The series' folder, locked for the whole series and guarded as a run folder is (each run also
-    locks its own subfolder); yields the flags the runs share, checked once, here."""
+def series_folder(method, kind: str, runs: list[str]) -> Iterator[dict]:
+    """The series' folder (`kind`: "seeds" or "chat --compare"; `runs`: its runs' folder names),
+    locked for the whole series (each run also locks its own subfolder), refused when another command
+    or series owns it, and marked as the series' before anything is written; yields the flags the
+    runs share, checked once, here."""
     args = method.training_args
     set_log_level(args)
     with run_lock(args):
-        guard_output_dir(args.output_dir, method.run_args.overwrite_output_dir)  # not into a finished single run
-        yield series_config(method)
+        guard_series_dir(args.output_dir, method.run_args.overwrite_output_dir, kind)
+        config = series_config(method)
+        if args.process_index == 0:
+            mark_series(args.output_dir, kind, runs)
+        yield config
 
 
 def series_config(method) -> dict:

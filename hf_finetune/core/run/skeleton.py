@@ -20,19 +20,19 @@ from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, 
 from hf_finetune.core.report.console import logger, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
-from hf_finetune.core.run.lock import run_lock
+from hf_finetune.core.run.lock import Terminated, run_lock
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
 from hf_finetune.core.run.seeds import run_seeds
-from hf_finetune.core.run.training import resolve_resume, train_reliably
+from hf_finetune.core.run.training import check_checkpoint_fits, resolve_resume, run_identity, train_reliably
 
 __all__ = ["Method", "run"]
 
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
-    if method.run_args.seeds:
+    if method.run_args.seeds is not None or method.run_args.seeds_vary_split:
         return run_seeds(method, run_one)
     return run_one(method)
 
@@ -46,13 +46,13 @@ def run_locked(method: Method) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
-    guard_output_dir(args.output_dir, run_args.overwrite_output_dir)  # a finished run is not replaced unasked
+    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series)  # nor another's folder
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.
     settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments())
     set_seed(args.seed)  # before any model loads: new weights (a class head) are the same in every run
-    config = method.config()  # before the Trainer: building the reference arguments resets accelerate's state
+    config = method.config()  # every value in force, once settled: config.yaml trains this run again
     policy = TrainablePolicy.parse(model_args.trainable)
     checkpoint = resolve_resume(args)  # a bad checkpoint costs seconds
 
@@ -65,6 +65,8 @@ def run_locked(method: Method) -> dict:
     with args.main_process_first(desc="tokenizing"):  # the main process fills the tokenization cache
         method.tokenize(tokenizer)
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
+    identity = run_identity(method.description, model)
+    check_checkpoint_fits(checkpoint, identity, model, config)  # another run's checkpoint: before its weights load
     with args.main_process_first(desc="encoding"):
         method.encode(tokenizer, model)
     trainable, total = count_parameters(model)
@@ -93,7 +95,7 @@ def run_locked(method: Method) -> dict:
     with frozen_layers_cached(frozen.cache, trainer) as cache_results:
         method.before_training(trainer)
         started, cpu_started = time.time(), time.process_time()
-        train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches)
+        train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches, identity)
         results = {
             "train_runtime_seconds": round(time.time() - started, 2),
             "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine
@@ -125,7 +127,10 @@ def frozen_layers_cached(cache, trainer: Trainer):
         yield {"frozen_cache": False}
         return
     args = trainer.args
-    cache.build(trainer.model, args.device, args.per_device_eval_batch_size, trainer.autocast_smart_context_manager)
+    try:
+        cache.build(trainer.model, args.device, args.per_device_eval_batch_size, trainer.autocast_smart_context_manager)
+    except Terminated:
+        raise Terminated("while the frozen layers' cache was built, before training began") from None
     logger.info(f"frozen cache: built in {cache.build_seconds:.1f} s")
     cache.attach(trainer.model)
     figures = {"frozen_cache": True, "frozen_cache_build_seconds": round(cache.build_seconds, 2)}

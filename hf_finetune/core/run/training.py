@@ -17,14 +17,25 @@ the staged final save in saving.py.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import signal
 from pathlib import Path
 
-from transformers import Trainer, TrainingArguments
+import yaml
+from safetensors import SafetensorError, safe_open
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.callbacks import EXIT_CODES, NonFiniteGuard, NonFiniteLoss, PreemptionCallback
+from hf_finetune.core.model.callbacks import (
+    EXIT_CODES,
+    CheckpointAfterEpochEnd,
+    NonFiniteGuard,
+    NonFiniteLoss,
+    PreemptionCallback,
+)
 from hf_finetune.core.report.console import logger
 from hf_finetune.core.run.checkpoints import (
     TRAINER_STATE,
@@ -33,6 +44,7 @@ from hf_finetune.core.run.checkpoints import (
     remove_unfinished_checkpoint,
     write_failure,
 )
+from hf_finetune.core.run.lock import raise_if_terminated
 
 
 class TrainingStopped(UserError):
@@ -74,14 +86,120 @@ def resolve_resume(args: TrainingArguments) -> str | None:
     return value
 
 
-def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfinite_batches: bool = False):
+class RunIdentity(TrainerCallback, ExportableState):
+    """What every checkpoint records of the run that saved it (in its trainer_state.json), so that a
+    run resumes only from a checkpoint of its own kind: the method, the model class and its
+    trainable parameters (names and shapes: the optimizer's state is theirs)."""
+
+    def __init__(self, identity: dict):
+        self.identity = identity
+
+    def state(self) -> dict:
+        return {"args": {"identity": self.identity}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A state resumed from a checkpoint saved without this callback lacks its entry, and Trainer's
+        # save (transformers 5.25, _save_checkpoint) looks it up before writing it.
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+
+def run_identity(method: str, model) -> dict:
+    """RunIdentity's record of a run: `method` (its description), the model's class, its trainable parameters."""
+    trainable = sorted(f"{name}:{tuple(parameter.shape)}" for name, parameter in model.named_parameters()
+                       if parameter.requires_grad)  # fmt: skip
+    digest = hashlib.sha256("\n".join(trainable).encode()).hexdigest()[:16]
+    return {"method": method, "model": model.__class__.__name__, "trainable_parameters": digest}
+
+
+IDENTITY_WORDS = {"method": "the method", "model": "the model class",
+                  "trainable_parameters": "the trainable parameters"}  # fmt: skip
+
+
+def check_checkpoint_fits(checkpoint: str | None, identity: dict, model, config: dict | None = None) -> None:
+    """Refuse a checkpoint saved by a run of another method or model, or with other trainable
+    parameters, before its weights and optimizer are loaded (they would fail to load with a
+    traceback, or load and silently train on as another run). `config`: this run's config.yaml,
+    for a checkpoint saved before RunIdentity whose run folder holds its own."""
+    if checkpoint is None:
+        return
+    try:
+        state = json.loads((Path(checkpoint) / TRAINER_STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # resolve_resume has checked that it parses
+    saved = ((state.get("stateful_callbacks") or {}).get(RunIdentity.__name__) or {}).get("args", {}).get("identity")
+    if isinstance(saved, dict):
+        differs = [key for key in identity if saved.get(key) != identity[key]]
+        if differs:
+            what = "; ".join(f"{IDENTITY_WORDS[key]}: {saved.get(key)} there, {identity[key]} here" for key in differs)
+            raise checkpoint_of_another_run(checkpoint, what)
+        return
+    # A checkpoint from before RunIdentity: its weights, and the flags its run folder recorded.
+    problem = weights_mismatch(Path(checkpoint), model) or other_commands_flags(Path(checkpoint), config or {})
+    if problem:
+        raise checkpoint_of_another_run(checkpoint, problem)
+
+
+def other_commands_flags(checkpoint: Path, config: dict) -> str | None:
+    """Why the config.yaml of a checkpoint's run folder is another command's or --method's (None: it
+    is not, or there is none to read)."""
+    try:
+        theirs = yaml.safe_load((checkpoint.parent / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    if not isinstance(theirs, dict) or not config:
+        return None
+    # Flags of another command that were set (the classify command's unset --label_words or its
+    # --method head are no other command's than the spam recipe's).
+    foreign = [key for key, value in theirs.items() if key not in config and value is not None and key != "method"]
+    if foreign:
+        return f"its run's config.yaml holds flags this command has not: {', '.join(foreign[:3])}"
+    if "method" in theirs and "method" in config and theirs["method"] != config["method"]:
+        return f"its run's --method is {theirs['method']}, this run's {config['method']}"
+    return None
+
+
+def weights_mismatch(checkpoint: Path, model) -> str | None:
+    """Why the full-model weights saved in `checkpoint` cannot be this model's (None: they can, or
+    the checkpoint holds an adapter, which is not compared here)."""
+    file = checkpoint / "model.safetensors"
+    if not file.is_file() or hasattr(model, "peft_config"):
+        return None
+    try:
+        with safe_open(file, framework="pt") as weights:
+            saved = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+    except (SafetensorError, OSError):
+        return None  # resolve_resume names a damaged file
+    ours = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    for name, shape in saved.items():
+        if name not in ours:
+            return f"its weights hold {name}, which {model.__class__.__name__} has not"
+        if ours[name] != shape:
+            return f"its {name} has the shape {list(shape)}, this model's {list(ours[name])}"
+    missing = [name for name, parameter in model.named_parameters() if parameter.requires_grad and name not in saved]
+    if missing:
+        return f"it holds no {missing[0]}, which this run trains"
+    return None
+
+
+def checkpoint_of_another_run(checkpoint: str, what: str) -> UserError:
+    return UserError(f"--resume_from_checkpoint: {checkpoint} was saved by another kind of run ({what}); resume "
+                     f"from a checkpoint of this same command and flags, or train into another --output_dir "
+                     f"without the flag.")  # fmt: skip
+
+
+def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfinite_batches: bool = False,
+                   identity: dict | None = None):  # fmt: skip
     """`trainer.train()` from `checkpoint` (see `resolve_resume`), with preemption and non-finite loss
-    handling."""
+    handling; each checkpoint records `identity` (see `run_identity`)."""
+    raise_if_terminated()
     args = trainer.args
     preemption = PreemptionCallback()
     guard = NonFiniteGuard(skip_nonfinite_batches)
+    if identity is not None:
+        trainer.add_callback(RunIdentity(identity))
     trainer.add_callback(preemption)
     trainer.add_callback(guard)
+    trainer.add_callback(CheckpointAfterEpochEnd())  # last: it sees every request to save
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint)
     except NonFiniteLoss as error:

@@ -151,6 +151,19 @@ def trl_counts(dataset: datasets.Dataset, conversations: int, as_messages: bool)
     }
 
 
+def longer_than(dataset: datasets.Dataset, tokenizer, max_length: int | None, as_messages: bool) -> int:
+    """How many of TRL's records are longer than `max_length` tokens (with the eos TRL adds): TRL's
+    SFTTrainer cuts their end, the answer's last tokens, without a word, so the plan counts them."""
+    if max_length is None:
+        return 0
+    if as_messages:
+        lengths = [len(tokenizer.apply_chat_template(messages, tokenize=True)) for messages in dataset["messages"]]
+    else:
+        lengths = [len(tokenizer(prompt + completion, verbose=False)["input_ids"]) + 1
+                   for prompt, completion in zip(dataset["prompt"], dataset["completion"])]  # fmt: skip
+    return sum(length > max_length for length in lengths)
+
+
 def is_single_exchange(turns: Conversation) -> bool:
     """One answer, at the end: expressible as one prompt-completion pair."""
     return turns[-1].role == ASSISTANT and sum(turn.role == ASSISTANT for turn in turns) == 1

@@ -44,6 +44,7 @@ from .encoding import (
     chat_template,
     conversation_records,
     encode_for_trainer,
+    longer_than,
     prompt_completion_records,
     trl_counts,
 )
@@ -99,6 +100,7 @@ class ChatMethod(Method):
             self.dataset = conversation_records(self.conversations) if self.as_messages else prompt_completion_records(
                 self.conversations, self.form, tokenizer
             )
+            self.too_long = longer_than(self.dataset, tokenizer, self.max_length, self.as_messages)
             return
         self.dataset, self.counts = encode_for_trainer(
             self.conversations, self.loss_method, self.form, tokenizer, self.max_length
@@ -117,8 +119,9 @@ class ChatMethod(Method):
             + (", bos after each assistant tag" if self.form.bos_after_assistant_tag else "")
             + ", eos closes each answer",
             "max length": (f"{self.max_length} tokens{self.length_note}" if self.max_length else "none (no truncation)")
-            + ("" if COMPLETION_ONLY == self.loss_method else
-               f"; {self.counts['truncated']} conversation(s) cut, {self.counts['dropped']} dropped without an answer token"),
+            + (f"; {self.too_long} conversation(s) longer: TRL cuts their end" if COMPLETION_ONLY == self.loss_method
+               else f"; {self.counts['truncated']} conversation(s) cut, {self.counts['dropped']} dropped without an "
+               f"answer token"),  # fmt: skip
             **({"base": source} if (source := describe_model_source(self.model_args.model_name_or_path)) else {}),
             "held-out": self._heldout_for_plan(),
         }
@@ -199,9 +202,10 @@ def compare(model_args, chat_args, run_args, training_args, lora_args, demo) -> 
                    output_dir=str(folder / name)), lora_args, name, demo, writes_report=False)
         for name in LOSS_METHODS
     ]  # fmt: skip
-    with series_folder(whole) as config:
+    with series_folder(whole, "chat --compare", list(LOSS_METHODS)) as config:
         rows = []
         for number, method in enumerate(methods, 1):
+            method.series = folder
             logger.info(f"=== method {number} of {len(methods)}: {method.loss_method}, into "
                         f"{method.training_args.output_dir} ===\n")  # fmt: skip
             rows.append(run(method))

@@ -34,6 +34,9 @@ ECE_BINS = 15
 # Temperatures searched; an optimum at either end means the NLL has no minimum in between.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 RELIABILITY_PLOT = "reliability"
+# Validation texts a temperature is fitted on: fewer than the first is refused (the fitted T follows a
+# handful of texts, not the model), fewer than the second is warned of in the plan, report and summary.
+MIN_CALIBRATION_EXAMPLES, FEW_CALIBRATION_EXAMPLES = 20, 100
 
 
 @dataclass
@@ -48,6 +51,33 @@ class CalibrationArguments:
             "report.md shows ECE before and after."
         },
     )
+
+
+def check_calibration_data(calibrate: bool, validation_size: int) -> None:
+    """--calibrate needs a validation split large enough to fit a temperature on (refused before training)."""
+    if calibrate and validation_size < MIN_CALIBRATION_EXAMPLES:
+        raise UserError(
+            f"--calibrate: the validation split has {validation_size} text(s); a temperature fitted on fewer than "
+            f"{MIN_CALIBRATION_EXAMPLES} follows those few texts, not the model, and would be saved with it: give "
+            f"validation more texts (--split, or a larger validation file), or drop --calibrate."
+        )
+
+
+def few_calibration_examples(validation_size: int) -> str | None:
+    """The warning for a temperature fitted on few validation texts (None: enough of them)."""
+    if validation_size >= FEW_CALIBRATION_EXAMPLES:
+        return None
+    return (f"fitted on only {validation_size} validation texts (under {FEW_CALIBRATION_EXAMPLES}): a rough "
+            f"temperature, which may not lower the test ECE")
+
+
+def calibration_plan(calibrate: bool, validation_size: int) -> dict[str, str]:
+    """The plan's line for --calibrate."""
+    if not calibrate:
+        return {}
+    few = few_calibration_examples(validation_size)
+    return {"calibrate": f"a temperature fitted on the {validation_size} validation texts after training"
+            + (f"; warning: {few}" if few else "")}  # fmt: skip
 
 
 def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -157,6 +187,7 @@ class Calibration:
                 results[f"{prefix}_nll_calibrated"] = class_nll(self.scores[split], labels, self.temperature)
         if self.calibrate:
             results["calibration_temperature"] = self.temperature
+            results["calibration_examples"] = len(self.labels["validation"])
         return results
 
     def write_section(self, folder: Path, results: dict, used_by: str = "predict gives") -> str:
@@ -189,6 +220,9 @@ class Calibration:
                 f"-> {results['test_ece_calibrated']:.4f}). The saved model gives softmax(scores / T): {used_by} "
                 "the calibrated probabilities; the predicted classes do not change."
             )
+            few = few_calibration_examples(len(self.labels["validation"]))
+            if few:
+                lines.append(f"**Warning**: the temperature was {few}.")
         elif self.calibrate:
             lines.append(
                 f"`--calibrate`: the validation NLL has no minimum for T between {MIN_TEMPERATURE} and "
@@ -203,9 +237,10 @@ def calibration_headline(results: dict) -> dict[str, str]:
     """With a temperature, the closing summary's calibration figure: test ECE before -> after."""
     if not results.get("calibration_temperature"):
         return {}
+    few = few_calibration_examples(results.get("calibration_examples", FEW_CALIBRATION_EXAMPLES))
     return {
         "test ECE": f"{results['test_ece']:.4f} -> {results['test_ece_calibrated']:.4f} "
-        f"(T = {results['calibration_temperature']:.3f})"
+        f"(T = {results['calibration_temperature']:.3f}" + (f"; warning: {few})" if few else ")")
     }
 
 

@@ -26,6 +26,7 @@ from hf_finetune.core.errors import UserError
 @dataclass
 class DataArguments:
     help_section: ClassVar[str] = "data"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"split_seed"})
 
     dataset: str = field(
         default="sms_spam",
@@ -54,6 +55,10 @@ class DataArguments:
         default="0.7,0.1,0.2",
         metadata={"help": "train,validation,test fractions of one-split data (seeded shuffle)."},
     )
+    split_seed: int | None = field(
+        default=None,
+        metadata={"help": "Seed of the --split shuffle and of --balance (default: --seed; --seeds keeps one split)."},
+    )
     max_length: int | None = field(
         default=None, metadata={"help": "Truncate texts to this many tokens (default: the model's context)."}
     )
@@ -71,6 +76,7 @@ class ClassificationData:
     splits: datasets.DatasetDict  # train/validation/test with columns `text` (str) and `label` (int)
     label_names: list[str]
     notes: list[str] = field(default_factory=list)
+    split_seed: int | None = None  # the seed the split (and --balance) drew with; None: the data came split
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -125,6 +131,7 @@ def prepare_classification(
             f"{', '.join(absent)} named by {named_by}; a class without examples cannot be learned or measured."
         )
     notes: list[str] = []
+    before_dedupe = {name: Counter(part["label"]) for name, part in checked.items()}
     if dedupe:
         checked, note = _deduplicated(checked)
         notes.append(note)
@@ -136,7 +143,7 @@ def prepare_classification(
     if missing:
         checked.update(seeded_split(checked.pop("train"), fractions, missing, rng))
         sizes = ", ".join(f"{name}={len(part['label'])}" for name, part in checked.items())
-        notes.append(f"split {sizes} with seed {seed}")
+        notes.append(f"split {sizes} with split seed {seed}")
 
     result = datasets.DatasetDict(
         {
@@ -156,20 +163,38 @@ def prepare_classification(
                 f"--dataset: {source.where(name)} holds no rows; give the {name} split some, or leave it out."
             )
         if len(data) == 0:
-            cut = f"--split {split}" + (" after --balance" if balance else "")
+            cut = f"--split {split}" + (" after --dedupe" if dedupe else "") + (" and --balance" if balance else "")
             raise UserError(
                 f"--dataset: the {name} split is empty: {sum(len(d) for d in result.values())} rows are too few "
-                f"for {cut}; use more data or other fractions."
+                f"for {cut}; use more data or other fractions" + (", or drop --dedupe." if dedupe else ".")
             )
-    train_counts = Counter(result["train"]["label"])
-    unseen = [name for position, name in enumerate(names) if train_counts[position] == 0]
-    if unseen:
-        seen = [name for position, name in enumerate(names) if train_counts[position]]
-        raise UserError(
-            f"--dataset: the train split has no example of {', '.join(repr(name) for name in unseen)} (only of "
-            f"{', '.join(repr(name) for name in seen)}); a classifier learns only the classes its training data shows."
-        )
-    return ClassificationData(splits=result, label_names=names, notes=notes)
+    for name in SPLITS:
+        counts = Counter(result[name]["label"])
+        unseen = [label for position, label in enumerate(names) if counts[position] == 0]
+        if unseen:
+            seen = [label for position, label in enumerate(names) if counts[position]]
+            cut = name in missing or (name == "train" and bool(missing))
+            dropped = dedupe and any(before_dedupe.get(name, Counter())[names.index(label)] for label in unseen)
+            raise UserError(_without_class(source, name, unseen, seen, cut, dropped, split, seed, dedupe, balance))
+    split_seed = seed if missing or balance else None
+    return ClassificationData(splits=result, label_names=names, notes=notes, split_seed=split_seed)
+
+
+def _without_class(source: SourceData, name: str, unseen: list[str], seen: list[str], cut: bool, dropped: bool,
+                   split: str, seed: int, dedupe: bool, balance: bool) -> str:  # fmt: skip
+    """The refusal of a split without an example of every class: why it matters, and what made it so."""
+    listed = f"has no example of {', '.join(map(repr, unseen))} (only of {', '.join(map(repr, seen))})"
+    why = ("a classifier learns only the classes its training data shows" if name == "train" else
+           "its accuracy, F1 and calibration would say nothing about the missing class")  # fmt: skip
+    if dropped:
+        return (f"--dedupe: the {name} split {listed} once duplicates are dropped (its texts of that class repeat "
+                f"texts of another split); {why}: drop --dedupe, or give the {name} split texts of its own.")  # fmt: skip
+    if cut:
+        made = f"--split {split} with split seed {seed}" + (" after --dedupe" if dedupe else "") + (
+            " and --balance" if balance else "")  # fmt: skip
+        return (f"--dataset: the {name} split {listed}; {why}: it was cut by {made}, so use more data, other "
+                f"fractions or another --split_seed.")  # fmt: skip
+    return f"--dataset: the {name} split {listed}; {why}: give {source.where(name)} examples of every class."
 
 
 def _deduplicated(checked: dict[str, dict[str, list]]) -> tuple[dict[str, dict[str, list]], str]:
@@ -308,6 +333,8 @@ def check_data_arguments(data_args: DataArguments) -> None:
     parse_class_names(data_args.class_names)
     if data_args.max_length is not None and data_args.max_length < 1:
         raise UserError(f"--max_length: {data_args.max_length} must be 1 or more (or unset for the model's context).")
+    if data_args.split_seed is not None and not 0 <= data_args.split_seed < 2**32:
+        raise UserError(f"--split_seed: {data_args.split_seed} must be between 0 and 2**32 - 1.")
     if data_args.train_eval_samples < 0:
         raise UserError(f"--train_eval_samples: {data_args.train_eval_samples} must not be negative.")
     check_dataset_url(data_args.dataset, data_args.dataset_url)
@@ -334,7 +361,7 @@ def load_classification_data(data_args: DataArguments, training_args: TrainingAr
         class_names=data_args.class_names,
         balance=data_args.balance,
         split=data_args.split,
-        seed=training_args.seed,
+        seed=training_args.seed if data_args.split_seed is None else data_args.split_seed,
         dedupe=data_args.dedupe,
     )
     data.notes.insert(0, source.origin)

@@ -142,6 +142,7 @@ def write_classification_results(
     report = "\n\n".join(
         [
             f"# {title}",
+            "Data: " + "; ".join(data.notes) + ".",
             split_table(data, results),
             f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
             f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),
@@ -168,4 +169,6 @@ def write_classification_results(
         ),
     )
     # Written last: its presence marks the run as finished.
-    atomic_write_json(folder / "all_results.json", {**results, "label_names": data.label_names, "history": history})
+    split_seed = {} if data.split_seed is None else {"split_seed": data.split_seed}
+    atomic_write_json(folder / "all_results.json", {**results, **split_seed, "label_names": data.label_names,
+                                                    "history": history})  # fmt: skip

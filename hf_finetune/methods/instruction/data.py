@@ -89,8 +89,9 @@ def prepare_instructions(
     for name in SPLITS:
         if len(checked[name]) == 0:
             raise UserError(
-                f"--split: the {name} split is empty ({len(checked['train'])} train entries); "
-                f"give it a larger fraction or use more data."
+                f"--split: the {name} split is empty ({len(checked['train'])} train entries"
+                + (" left after --dedupe" if dedupe else "") + "); give it a larger fraction or use more data"
+                + (", or drop --dedupe." if dedupe else ".")
             )
     return InstructionData(splits=datasets.DatasetDict({name: checked[name] for name in SPLITS}), notes=notes)
 

@@ -41,10 +41,11 @@ def encode_example(
 
 
 def encode_instructions(
-    splits: datasets.DatasetDict, tokenizer, max_length: int, mask_prompt: bool
+    splits: datasets.DatasetDict, tokenizer, max_length: int, mask_prompt: bool, at_model_limit: bool = False
 ) -> tuple[datasets.DatasetDict, dict[str, dict[str, int]]]:
     """Encode every split; returns the encoded splits (rows that fit, with their `index` in the
-    split) and per split how many examples were truncated and dropped."""
+    split) and per split how many examples were truncated and dropped. `at_model_limit`: `max_length`
+    is the model's position limit, so the way out when nothing fits is not a larger one."""
     if tokenizer.eos_token_id is None:
         raise UserError("--model_name_or_path: the tokenizer has no end-of-text token, so responses cannot end.")
 
@@ -71,6 +72,9 @@ def encode_instructions(
         lambda status: status != "dropped", input_columns="status", keep_in_memory=True
     ).remove_columns("status")
     if len(encoded["train"]) == 0:
+        if at_model_limit:
+            raise UserError(f"--dataset: every training response is too long for the model's {max_length} positions, "
+                            f"even with its request cut; shorten the responses, or use a model with a longer context.")  # fmt: skip
         raise UserError(
             f"--max_length: {max_length} tokens is too short for every training response; raise it."
         )

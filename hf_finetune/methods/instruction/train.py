@@ -19,7 +19,7 @@ from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
-from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
+from hf_finetune.core.model.loading import describe_model_source, fitted_max_length, position_limit
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainers import TargetLossTrainer, train_and_eval_datasets
 from hf_finetune.core.parsing import parse_arguments
@@ -70,7 +70,9 @@ class InstructionMethod(Method):
     def encode(self, tokenizer, model) -> None:
         args = self.data_args
         self.max_length, self.length_note = fitted_max_length(args.max_length, model)
-        self.encoded, self.counts = encode_instructions(self.data.splits, tokenizer, self.max_length, args.mask_prompt)
+        limit = position_limit(model.config)
+        self.encoded, self.counts = encode_instructions(self.data.splits, tokenizer, self.max_length, args.mask_prompt,
+                                                        limit is not None and self.max_length >= limit)  # fmt: skip
         self.tokens_per_epoch = sum(len(ids) for ids in self.encoded["train"]["input_ids"])
 
     def plan(self) -> dict[str, object]:

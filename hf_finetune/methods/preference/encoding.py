@@ -30,10 +30,12 @@ def encode_pair(tokenizer, entry: dict, max_length: int, limit: str) -> tuple[di
     longer = max(len(chosen), len(rejected))
     overflow = len(request) + len(header) + longer - max_length
     if overflow >= len(request):  # not even one token of the request would be left
+        flag_set = limit.startswith("--max_length")  # else the model's positions: no larger length exists
         raise UserError(
-            f"--max_length: {entry['place']}: the prompt ({len(request) + len(header)} tokens) and its longer answer "
-            f"({longer} tokens) do not fit in {limit}, even with the request cut; raise --max_length, or shorten "
-            f"or leave out that pair."
+            f"{'--max_length' if flag_set else '--dataset'}: {entry['place']}: the prompt "
+            f"({len(request) + len(header)} tokens) and its longer answer ({longer} tokens) do not fit in {limit}, even with the request cut; "
+            + ("raise --max_length, or shorten or leave out that pair." if flag_set else
+               "shorten or leave out that pair (the model has no more positions).")  # fmt: skip
         )
     cut = overflow > 0
     if cut:

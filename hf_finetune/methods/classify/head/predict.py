@@ -7,8 +7,10 @@ from typing import Callable
 
 import torch
 
+from hf_finetune.core.data.tokenize_cache import context_length
 from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.core.model.saved_runs import load_sequence_classifier
+from hf_finetune.core.report.console import logger
 
 BATCH_SIZE = 32
 
@@ -17,15 +19,26 @@ def head_predictor(run_dir: Path) -> Callable[[list[str]], list[tuple[str, float
     tokenizer = load_tokenizer(str(run_dir))
     model = load_sequence_classifier(run_dir).eval()  # a full model or a LoRA adapter run
     labels = model.config.id2label
+    limit = context_length(tokenizer, model.config)
 
     @torch.inference_mode()
     def predict(texts: list[str]) -> list[tuple[str, float]]:
-        answers = []
+        answers, cut = [], 0
         for start in range(0, len(texts), BATCH_SIZE):
-            batch = tokenizer(texts[start : start + BATCH_SIZE], padding=True, truncation=True, return_tensors="pt")
+            ids = tokenizer(texts[start : start + BATCH_SIZE], verbose=False)["input_ids"]  # cut below, with a note
+            cut += sum(len(row) > limit for row in ids)
+            batch = tokenizer.pad({"input_ids": [row[:limit] for row in ids]}, padding=True, return_tensors="pt")
             probabilities = model(**batch).logits.float().softmax(-1)
             best = probabilities.max(-1)
             answers += [(labels[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
+        note_cut_texts(cut, limit)
         return answers
 
     return predict
+
+
+def note_cut_texts(count: int, limit: int) -> None:
+    """Say on stderr that `count` texts were longer than the `limit` tokens a prediction reads."""
+    if count:
+        logger.warning(f"note: {count} text(s) longer than the {limit} tokens the model reads were classified by "
+                       f"their first {limit} tokens.")  # fmt: skip

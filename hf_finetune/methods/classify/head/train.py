@@ -28,6 +28,8 @@ from hf_finetune.methods.classify.calibration import (
     Calibration,
     CalibrationArguments,
     calibration_headline,
+    calibration_plan,
+    check_calibration_data,
     fold_temperature,
     require_foldable_head,
 )
@@ -56,6 +58,7 @@ class HeadMethod(Method):
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
+        check_calibration_data(self.calibration_args.calibrate, len(self.data.splits["validation"]))
 
     def load_model(self, tokenizer):
         model_args = self.model_args
@@ -83,6 +86,7 @@ class HeadMethod(Method):
             "sizes": ", ".join(f"{k} {v}" for k, v in self.data.sizes().items()),
             "labels": ", ".join(f"{i}={name}" for i, name in self.data.id2label.items()),
             "max length": f"{self.max_length} tokens ({self.truncated} texts truncated)",
+            **calibration_plan(self.calibration_args.calibrate, len(self.data.splits["validation"])),
         }
 
     def build_trainer(self, model, tokenizer):

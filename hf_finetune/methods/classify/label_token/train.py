@@ -28,7 +28,13 @@ from hf_finetune.core.report.files import atomic_write_json
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
-from hf_finetune.methods.classify.calibration import Calibration, CalibrationArguments, calibration_headline
+from hf_finetune.methods.classify.calibration import (
+    Calibration,
+    CalibrationArguments,
+    calibration_headline,
+    calibration_plan,
+    check_calibration_data,
+)
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
 from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
 
@@ -70,6 +76,7 @@ class LabelTokenMethod(Method):
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
+        check_calibration_data(self.calibration_args.calibrate, len(self.data.splits["validation"]))
 
     def split_texts(self) -> dict[str, list[str]]:
         return self.data.split_texts()
@@ -105,6 +112,7 @@ class LabelTokenMethod(Method):
             "separator": f"{words.separator!r} {words.separator_ids}",
             "max length": f"{self.max_length} tokens, text up to {text_budget(self.max_length, words)} "
             f"({self.truncated} texts truncated)",
+            **calibration_plan(self.calibration_args.calibrate, len(self.data.splits["validation"])),
         }
 
     def build_trainer(self, model, tokenizer):

@@ -1,0 +1,71 @@
+"""A finished run's results files read back and checked for the shape their readers need, so that
+a file cut off, hand-edited or of another version is one sentence naming it, not a traceback
+further on: all_results.json (a JSON object; label_names texts; history points with numbers for
+epoch and step) and a --seeds series' summary.json (seeds, one folder per seed, a mean per metric)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hf_finetune.core.errors import UserError
+
+
+def read_json(path: Path):
+    """The JSON value in `path`, or one sentence saying it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path} cannot be read ({error.__class__.__name__}); train that run again.") from None
+
+
+def damaged(path: Path, why: str, way_out: str = "train that run again") -> UserError:
+    return UserError(f"{path} is damaged ({why}); {way_out}.")
+
+
+def checked_results(path: Path) -> dict:
+    """A finished run's all_results.json, checked for the shape compare reads: an object whose
+    label_names are texts and whose history points are objects with numbers for epoch and step."""
+    results = read_json(path)
+    if not isinstance(results, dict):
+        raise damaged(path, f"{type(results).__name__}, not an object")
+    names = results.get("label_names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(name, str) for name in names)):
+        raise damaged(path, "its label_names are not a list of texts")
+    history = results.get("history")
+    histories = history.values() if isinstance(history, dict) else [history]
+    for points in histories:
+        if points is None:
+            continue
+        if not isinstance(points, list) or not all(isinstance(point, dict) for point in points):
+            raise damaged(path, "its history is not a list of logged points")
+        for point in points:
+            if any(key in point and not is_number(point[key]) for key in ("epoch", "step", "examples_seen")):
+                raise damaged(path, f"a history point has a non-number epoch or step: {point}")
+    return results
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_summary(path: Path) -> dict:
+    """A --seeds run's summary.json, checked for the shape compare reads."""
+    summary = read_json(path)
+    way_out = "run the --seeds command again, which keeps the finished seeds and writes it anew"
+    if not isinstance(summary, dict):
+        raise damaged(path, f"{type(summary).__name__}, not an object", way_out)
+    seeds, runs, metrics = summary.get("seeds"), summary.get("runs"), summary.get("metrics")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(seed, int) for seed in seeds):
+        raise damaged(path, "its seeds are not a list of whole numbers", way_out)
+    if not isinstance(runs, list) or len(runs) != len(seeds) or \
+            not all(isinstance(run, dict) and isinstance(run.get("folder"), str) for run in runs):  # fmt: skip
+        raise damaged(path, "its runs are not one object with a folder per seed", way_out)
+    if any(Path(run["folder"]).is_absolute() or ".." in Path(run["folder"]).parts for run in runs):
+        raise damaged(path, "a run's folder is not a folder inside the series", way_out)
+    if not isinstance(metrics, dict) or not all(
+        isinstance(figures, dict) and is_number(figures.get("mean")) and
+        (figures.get("std") is None or is_number(figures.get("std"))) for figures in metrics.values()
+    ):  # fmt: skip
+        raise damaged(path, "its metrics are not a mean and std per metric", way_out)
+    return summary
