@@ -79,7 +79,7 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
     handling."""
     args = trainer.args
     preemption = PreemptionCallback()
-    guard = NonFiniteGuard(skip_nonfinite_batches)
+    guard = NonFiniteGuard(skip_nonfinite_batches).reading_norm_of(trainer)  # no second pass over the gradients
     trainer.add_callback(preemption)
     trainer.add_callback(guard)
     try:
