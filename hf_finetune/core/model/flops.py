@@ -65,6 +65,7 @@ class FlopCounter:
         self.counting = False
         self.handles: list = []
         self.folded: torch.Tensor | float = 0.0  # FLOPs of the batches folded in
+        self.tokens: torch.Tensor | float = 0.0  # their real tokens
         self.absolute = 0.0  # FLOPs of layers that ran on gathered rows (the LM head at the targets)
         self.batch: tuple | None = None  # (input shape, attention mask or None) of the current batch
         self.per_token = 0.0  # the current batch's FLOPs per real token
@@ -74,6 +75,12 @@ class FlopCounter:
     def flops(self) -> float:
         self._fold()
         return float(self.folded) + self.absolute
+
+    @property
+    def real_tokens(self) -> int:
+        """Real tokens of the forward passes counted (a DPO step's chosen and rejected sequences both)."""
+        self._fold()
+        return int(self.tokens)
 
     def attach(self, model: nn.Module) -> FlopCounter:
         self.handles.append(model.register_forward_pre_hook(self._batch_starts, with_kwargs=True))
@@ -107,6 +114,7 @@ class FlopCounter:
             lengths = mask.sum(dim=1, dtype=torch.float64 if mask.device.type != "mps" else torch.float32)
             tokens, squared = lengths.sum(), (lengths * lengths).sum()
         self.folded = self.folded + self.per_token * tokens + self.per_squared_length * squared
+        self.tokens = self.tokens + tokens
         self.batch, self.per_token, self.per_squared_length = None, 0.0, 0.0
 
     def _batch_starts(self, module, args, kwargs):
@@ -326,6 +334,7 @@ class HardwareUse:
         utilization = flops / (seconds * self.peak.flops_per_second) if seconds > 0 else None
         return {
             "model_flops": int(flops),
+            "training_tokens": self.counter.real_tokens,
             "training_step_seconds": round(seconds, 3),
             "training_steps_timed": self.clock.steps,
             "peak_flops_per_second": self.peak.flops_per_second,

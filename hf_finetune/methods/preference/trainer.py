@@ -30,13 +30,26 @@ class PreferenceTrainer(DPOTrainer):
     tokenize prompt and prompt + answer as one text each, and cut answers that are too long."""
 
     def __init__(self, *args, **kwargs):
+        self.answers_only = False
         super().__init__(*args, **kwargs)
-        compact = getattr(trl_utils, "_use_triton", lambda device: False)(self.args.device)
-        if not compact:  # TRL would score every position: the head at the answers instead
-            policy = self.model.get_base_model() if hasattr(self.model, "peft_config") else self.model
-            for model in (policy, self.ref_model):
-                if model is not None and supports_target_logits(model):
-                    score_answers_only(model)
+        self.score_answers_only()
+
+    def score_answers_only(self) -> None:
+        """Once TRL has added its fused head, and before anything scores a pair (TRL precomputes the
+        reference's log-probabilities inside its __init__)."""
+        if self.answers_only:
+            return
+        self.answers_only = True
+        if getattr(trl_utils, "_use_triton", lambda device: False)(self.args.device):
+            return  # TRL scores the answer tokens only already
+        policy = self.model.get_base_model() if hasattr(self.model, "peft_config") else self.model
+        for model in (policy, self.ref_model):
+            if model is not None and supports_target_logits(model):
+                score_answers_only(model)
+
+    def _precompute_ref_logps(self, *args, **kwargs):
+        self.score_answers_only()
+        return super()._precompute_ref_logps(*args, **kwargs)
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         return dataset
