@@ -115,6 +115,21 @@ def run_one(recipe: str, argv: list[str]) -> dict:
     }
 
 
+def make_model(arch: str, shape: str, tokenizer: Path, path: Path, env: dict, in_process: bool) -> str | None:
+    """A random-init model of `shape` (hf_finetune.tiny); None, or what went wrong."""
+    argv = ["--arch", arch, "--shape", shape, "--tokenizer", str(tokenizer), "--output", str(path)]
+    if in_process:
+        from hf_finetune import tiny
+
+        try:
+            tiny.main(argv)
+        except (Exception, SystemExit) as error:  # noqa: BLE001
+            return f"{type(error).__name__}: {error}"
+        return None
+    made = subprocess.run([sys.executable, "-m", "hf_finetune.tiny", *argv], env=env, capture_output=True, text=True)
+    return None if made.returncode == 0 else made.stderr[-300:]
+
+
 def figures_of(recipe: str, argv: list[str]) -> dict:
     """run_one's figures, or what broke."""
     try:
@@ -179,11 +194,9 @@ def main(argv: list[str] | None = None) -> int:
             shape = "tiny" if args.dry else shape
             if (arch, shape) not in models:
                 path = folder / f"model-{arch}-{shape}"
-                made = subprocess.run([sys.executable, "-m", "hf_finetune.tiny", "--arch", arch, "--shape", shape,
-                                       "--tokenizer", str(shared / "models" / "gpt2-tokenizer"), "--output", str(path)],
-                                      env=env, capture_output=True, text=True)  # fmt: skip
-                if made.returncode != 0:
-                    rows.append({"recipe": recipe, "broke": f"making the {arch} {shape} model: {made.stderr[-300:]}"})
+                made = make_model(arch, shape, shared / "models" / "gpt2-tokenizer", path, env, args.dry)
+                if made is not None:
+                    rows.append({"recipe": recipe, "broke": f"making the {arch} {shape} model: {made}"})
                     continue
                 models[(arch, shape)] = str(path)
             argv = recipe_argv(recipe, models[(arch, shape)], shared, folder, steps, args.dry)
