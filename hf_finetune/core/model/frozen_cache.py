@@ -34,7 +34,7 @@ from hf_finetune.core.model.precision import compute_dtype
 from hf_finetune.core.model.trainable import TrainablePolicy, final_norm, transformer_blocks
 
 CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-BUILD_TOKENS_PER_BATCH = 8192  # padded positions per batch while building: large batches, similar lengths
+BUILD_TOKENS_PER_BATCH = 2048  # padded positions per batch while building: similar lengths; larger batches ran slower
 DEFAULT_MEMORY_SHARE = 0.5  # of the memory free at start, split between this machine's processes
 
 
