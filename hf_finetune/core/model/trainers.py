@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-import numpy as np
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import Trainer
 from transformers.trainer_callback import ProgressCallback

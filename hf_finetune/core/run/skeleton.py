@@ -16,7 +16,7 @@ from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.device import device_name
 from hf_finetune.core.model.flops import HardwareUse, matmul_peak, utilization_line
 from hf_finetune.core.model.frozen_cache import check_cache_arguments, plan_frozen_cache
-from hf_finetune.core.model.kernels import fuse_activations
+from hf_finetune.core.model.kernels import frozen_weights_cast_once, fuse_activations
 from hf_finetune.core.model.precision import compute_dtype, describe_precision, training_autocast
 from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, make_trainable
 from hf_finetune.core.report.console import logger, print_block, set_log_level
@@ -96,7 +96,9 @@ def run_locked(method: Method) -> dict:
         trainer = method.build_trainer(model, tokenizer)
     defer_push_to_end(trainer)
     usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
-    with frozen_layers_cached(frozen.cache, trainer) as cache_results:
+    models = [trainer.model, getattr(trainer, "ref_model", None)]  # their frozen weights: cast to bf16 once, not per step
+    with frozen_layers_cached(frozen.cache, trainer) as cache_results, \
+            frozen_weights_cast_once(models, args.device, compute_dtype(args)):  # fmt: skip
         method.before_training(trainer)
         started, cpu_started = time.time(), time.process_time()
         train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches)
