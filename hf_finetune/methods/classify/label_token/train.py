@@ -95,7 +95,14 @@ class LabelTokenMethod(Method):
         self.encoded, self.truncated = encode_label_token(self.data.splits, tokenizer, self.label_words, self.max_length)
 
     def frozen_cache_sequences(self) -> list[list[int]]:
-        return scored_sequences(self.encoded, self.label_words)
+        # Every training text as it trains; scored (with a label word appended) only the texts an evaluation
+        # scores: validation, test, the training sample of each evaluation and the final figures' sample.
+        seed = self.training_args.seed
+        final, _ = final_figure_splits(self.encoded, self.final_args.final_train_sample, seed)
+        sample = train_and_eval_datasets(self.encoded, self.data_args.train_eval_samples, seed)["eval_dataset"]["train"]
+        scored = {"validation": self.encoded["validation"], "test": self.encoded["test"], "sample": sample,
+                  "final": final["train"]}  # fmt: skip
+        return list(self.encoded["train"]["input_ids"]) + scored_sequences(scored, self.label_words)
 
     def plan(self) -> dict[str, object]:
         words = self.label_words
