@@ -127,9 +127,8 @@ TRAINING_FLAGS = {
     "per_device_eval_batch_size": ("training", "Evaluation examples per batch and device."),
     "gradient_accumulation_steps": ("training", "Batches per optimizer step."),
     "seed": ("training", "Seed of initialisation, shuffling and splits."),
-    "bf16": ("training", "bfloat16 mixed precision; default: chosen for the hardware (bf16 where native); "
-             "--bf16 false: fp32."),
-    "fp16": ("training", "float16 mixed precision with loss scaling (GPU; the default on GPUs without bf16)."),
+    "bf16": ("training", "bf16 mixed precision (default where native)."),
+    "fp16": ("training", "fp16 mixed precision (default: GPU without bf16)."),
     "activation_checkpointing": ("training", "Less memory, slower steps (also --gradient_checkpointing)."),
     "eval_strategy": ("training", "When to evaluate: no, steps or epoch."),
     "eval_steps": ("training", "Steps between evaluations with --eval_strategy steps."),

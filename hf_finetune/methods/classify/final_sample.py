@@ -22,6 +22,7 @@ DEFAULT_SAMPLE = 2000
 @dataclass
 class FinalSampleArguments:
     help_section: ClassVar[str] = "data"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"final_train_sample"})  # --help-all lists it
 
     final_train_sample: int = field(
         default=DEFAULT_SAMPLE,

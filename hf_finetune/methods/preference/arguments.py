@@ -80,8 +80,7 @@ class PreferenceArguments:
     )
     precompute_ref_log_probs: bool = field(
         default=True,
-        metadata={"help": "The reference scores every pair once, before training (false: a frozen copy scores each "
-                  "batch, every step)."},  # fmt: skip
+        metadata={"help": "The reference scores each pair once, up front."},
     )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Longest test response in tokens."})
     generation_batch_size: int = field(default=16, metadata={"help": "Test prompts generated per batch."})
