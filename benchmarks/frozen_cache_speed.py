@@ -1,26 +1,26 @@
-"""--cache_frozen end to end, in one run: the default spam recipe (cached, and --cache_frozen false)
-against the tutorial's own procedure; the label-token default, cached against uncached.
+"""The targets of the frozen cache and of the precision chosen for the machine, end to end, in one run:
 
-Every side is timed from reading the data to its final figures, each in the same process one
-after another (so a shared machine's load falls on all of them; say the load you ran under):
-
-- tutorial (chapter 6 of the book, nothing added): every text padded to the longest training
-  text, batch 8, AdamW; every 50 steps the loss over 5 batches of the training and validation
-  loaders, after each epoch the accuracy over 5 batches of each, at the end the accuracy over all
-  of train, validation and test;
-- `recipes/spam.py` with its defaults (evaluation on validation and a 256-text training sample
-  every 50 steps and at each epoch's end, final figures on all splits, model saved), with
-  `--cache_frozen false` and with the cache (the default);
-- `hf-finetune classify` (label-token on rotten_tomatoes) with and without the cache.
+- spam: the whole default run (`python recipes/spam.py` with its defaults: the frozen cache, the
+  precision chosen for this machine, five epochs with evaluations every 50 steps and at each epoch's
+  end, final figures, checkpoints and the model saved), timed from process start to exit, against the
+  tutorial (chapter 6 of the book, fp32, nothing added: every text padded to the longest training
+  text, batch 8, AdamW; every 50 steps the loss over 5 batches of train and validation, after each
+  epoch the accuracy over 5 batches of each, at the end the accuracy on all splits) both ways: its
+  training loop alone (the steps) and its whole procedure. `--quick` measures the tutorial's first
+  30 steps and 10 batches of each final split and multiplies (every step has the same shape);
+  without it the tutorial runs whole (about an hour). `--uncached` adds `--cache_frozen false`.
+- label-token: `hf-finetune classify` (rotten_tomatoes, 3 epochs), cached against `--cache_frozen
+  false`, each side's full default run projected from --measured_steps steps of it (the uncached
+  one takes hours); `--full` runs the cached side whole.
+- `--accuracy`: a tiny GPT-2 trained fully on spam first, then fine-tuned with `last_block` cached
+  and uncached, 3 seeds each: mean test accuracy of each.
 
 Same random-init model (`--shape`, gpt2 by default), real tokenizer and data, `--trainable
-last_block`, fp32. `--epochs` shortens every side alike (default: each recipe's own, 5 and 3).
+last_block` on every side. Wall and CPU time (the recipes' processes' own), load average at start
+and end: on a shared machine read the CPU times.
 
-With `--accuracy`, a tiny GPT-2 is first trained fully on spam (so its trunk has learnt
-something), then fine-tuned with `last_block` cached and uncached, 3 seeds each: mean test
-accuracy of each.
-
-    OMP_NUM_THREADS=1 python benchmarks/frozen_cache_speed.py --only spam [--epochs 1] [--accuracy]
+    python benchmarks/frozen_cache_speed.py --only spam [--quick] [--uncached]
+    python benchmarks/frozen_cache_speed.py --only label-token [--measured_steps 60] [--full]
     OMP_NUM_THREADS=1 python benchmarks/frozen_cache_speed.py --only accuracy
 """
 
@@ -29,7 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,14 +42,14 @@ from transformers import TrainingArguments
 
 from hf_finetune import tiny
 from hf_finetune.classify import DEFAULTS as CLASSIFY
-from hf_finetune.classify import main as classify
 from hf_finetune.core.model.loading import load_classifier, load_tokenizer
 from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
 from hf_finetune.recipes.spam import DEFAULTS as SPAM
 from hf_finetune.recipes.spam import main as spam
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared"
 
 
 def write_model(shape: str, tokenizer: str, folder: Path) -> Path:
@@ -55,14 +58,31 @@ def write_model(shape: str, tokenizer: str, folder: Path) -> Path:
     return output
 
 
-def timed(run) -> tuple[dict, float, float]:
-    started, cpu_started = time.perf_counter(), time.process_time()
-    figures = run()
-    return figures, time.perf_counter() - started, time.process_time() - cpu_started
+class Clock:
+    """Wall and CPU seconds spent in named parts."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+
+    def part(self, name: str, run):
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = run()
+        self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - started
+        self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu_started
+        self.count[name] = self.count.get(name, 0) + 1
+        return result
 
 
-def tutorial(model_dir: Path, data: str, epochs: int, seed: int = 123) -> dict:
-    """The book's train_classifier_simple with its evaluation schedule, over our data loading."""
+def tutorial(model_dir: Path, data: str, epochs: int, seed: int = 123, quick_steps: int | None = None,
+             quick_batches: int | None = None) -> dict:  # fmt: skip
+    """The book's train_classifier_simple with its evaluation schedule, over our data loading, fp32
+    as the book. Every part is timed apart: the training steps alone (the bare loop), the loss every
+    50 steps, the accuracy after each epoch, the final accuracy on every split. With `quick_steps`,
+    only that many steps run and the final accuracy reads `quick_batches` batches per split; every
+    step has the same shape (each text padded to the longest), so the full run's parts are the
+    measured time per step, per evaluation and per batch times their counts."""
     torch.manual_seed(seed)
     args = TrainingArguments(output_dir=tempfile.mkdtemp(), seed=seed, report_to="none")
     splits = load_classification_data(DataArguments(dataset=data, balance=True, split="0.7,0.1,0.2"), args)
@@ -98,72 +118,171 @@ def tutorial(model_dir: Path, data: str, epochs: int, seed: int = 123) -> dict:
                 seen += len(labels)
         return right / seen
 
+    clock = Clock()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5, weight_decay=0.1)
+
+    def train_step(ids, labels):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(logits(ids), labels).backward()
+        optimizer.step()
+
+    def periodic_evaluation():
+        model.eval()
+        with torch.no_grad():
+            loss_over(train, 5), loss_over(validation, 5)
+        model.train()
+
+    steps_per_epoch = len(train)
     step = -1
-    for _ in range(epochs):
+    for _ in range(1 if quick_steps else epochs):
         model.train()
         for ids, labels in train:
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(logits(ids), labels).backward()
-            optimizer.step()
+            if quick_steps and step + 1 == quick_steps:
+                break
+            clock.part("step", lambda: train_step(ids, labels))
             step += 1
             if step % 50 == 0:
-                model.eval()
-                with torch.no_grad():
-                    loss_over(train, 5), loss_over(validation, 5)
-                model.train()
-        accuracy_over(train, 5), accuracy_over(validation, 5)
-    return {"train_accuracy": accuracy_over(train), "eval_accuracy": accuracy_over(validation),
-            "test_accuracy": accuracy_over(test), "padded_to": longest}  # fmt: skip
+                clock.part("loss every 50 steps", periodic_evaluation)
+        clock.part("accuracy after each epoch", lambda: (accuracy_over(train, 5), accuracy_over(validation, 5)))
+    accuracies = {name: clock.part(f"final accuracy {name}", lambda batches=batches: accuracy_over(batches, quick_batches))
+                  for name, batches in (("train", train), ("eval", validation), ("test", test))}  # fmt: skip
+    # The full run's parts: per-part time x how often the full run has it.
+    total_steps = epochs * steps_per_epoch
+    full_counts = {"step": total_steps, "loss every 50 steps": (total_steps - 1) // 50 + 1,
+                   "accuracy after each epoch": epochs}  # fmt: skip
+    for name, batches in (("train", train), ("eval", validation), ("test", test)):
+        full_counts[f"final accuracy {name}"] = len(batches) / min(len(batches), quick_batches or len(batches))
+    parts = {name: {"wall_s": clock.wall[name] / clock.count[name] * full_counts[name],
+                    "cpu_s": clock.cpu[name] / clock.count[name] * full_counts[name],
+                    "measured": f"{clock.count[name]} of {full_counts[name]:g}" if name in ("step", "loss every 50 steps",
+                                "accuracy after each epoch") else "all" if not quick_batches else f"{quick_batches} batches"}
+             for name in full_counts}  # fmt: skip
+    bare = parts["step"]
+    return {
+        "padded_to": longest,
+        "steps": total_steps,
+        "parts": parts,
+        "training loop alone": {"wall_s": bare["wall_s"], "cpu_s": bare["cpu_s"]},
+        "whole procedure": {key: sum(part[key] for part in parts.values()) for key in ("wall_s", "cpu_s")},
+        "test_accuracy": accuracies["test"],
+        "extrapolated": bool(quick_steps),
+    }
 
 
-def run_recipe(main, argv: list[str]) -> dict:
+def whole_run(script: str, argv: list[str]) -> dict:
+    """A recipe as a user runs it, `python recipes/NAME.py` in a process of its own, timed from start to
+    exit (interpreter, imports, data, the cache, training, final figures, saving)."""
     output = Path(tempfile.mkdtemp()) / "run"
-    return main([*argv, "--output_dir", str(output), "--disable_tqdm", "true", "--save_strategy", "no"])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(PROJECT / "recipes" / script), *argv, "--output_dir", str(output),
+                           "--disable_tqdm", "true"], env={**os.environ, "PYTHONPATH": str(PROJECT)},
+                          capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise RuntimeError(f"{script} failed: {done.stderr[-2000:]}")
+    results = json.loads((output / "all_results.json").read_text())
+    plan = done.stdout.split("plan:")[1].split("\n\n")[0]
+    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "results": results, "plan": plan}  # fmt: skip
 
 
-def spam_sides(model_dir: Path, data: str, epochs: int) -> dict:
+def spam_sides(model_dir: Path, data: str, epochs: int, quick: bool, uncached: bool) -> dict:
+    """The whole default spam run against the tutorial: its training loop alone, and its whole procedure."""
     flags = ["--model_name_or_path", str(model_dir), "--dataset", data, "--num_train_epochs", str(epochs)]
-    figures = {}
-    for name, run in (
-        ("tutorial", lambda: tutorial(model_dir, data, epochs)),
-        ("recipe --cache_frozen false", lambda: run_recipe(spam, [*flags, "--cache_frozen", "false"])),
-        ("recipe (cache)", lambda: run_recipe(spam, flags)),
-    ):
-        results, seconds, cpu = timed(run)
-        figures[name] = {"wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
-                         "test_accuracy": round(results["test_accuracy"], 4),
-                         **({"cache_build_s": results["frozen_cache_build_seconds"]} if results.get("frozen_cache") else {})}  # fmt: skip
-        print(name, figures[name], flush=True)
-    tutorial_side, uncached, cached = (figures[k] for k in figures)
-    ratios = {f"{key} vs tutorial": round(tutorial_side[key] / cached[key], 2) for key in ("wall_s", "cpu_s")}
-    ratios |= {f"{key} vs --cache_frozen false": round(uncached[key] / cached[key], 2) for key in ("wall_s", "cpu_s")}
-    return {"epochs": epochs, "sides": figures, "speed-up of the cache": ratios}
+    sides = {}
+    runs = [("recipes/spam.py (defaults: cache, precision for this machine)", lambda: whole_run("spam.py", flags))]
+    if uncached:
+        runs.append(("recipes/spam.py --cache_frozen false", lambda: whole_run("spam.py", [*flags, "--cache_frozen", "false"])))
+    for name, run in runs:
+        figures = run()
+        results = figures.pop("results")
+        plan = figures.pop("plan")
+        precision = next(line for line in plan.splitlines() if line.strip().startswith("precision"))
+        sides[name] = {**{k: round(v, 1) for k, v in figures.items()}, "test_accuracy": round(results["test_accuracy"], 4),
+                       "frozen_cache_build_s": results.get("frozen_cache_build_seconds"),
+                       "train_runtime_s": results["train_runtime_seconds"],
+                       "model_flops_utilization": results.get("model_flops_utilization"),
+                       "precision": " ".join(precision.split()[1:])}  # fmt: skip
+        print(name, json.dumps(sides[name]), flush=True)
+    book = tutorial(model_dir, data, epochs, quick_steps=30 if quick else None, quick_batches=10 if quick else None)
+    for key in ("training loop alone", "whole procedure"):
+        sides[f"tutorial, {key} (fp32)"] = {k: round(v, 1) for k, v in book[key].items()}
+    print("tutorial", json.dumps({k: v for k, v in book.items() if k != "parts"}), flush=True)
+    ours = sides[runs[0][0]]
+    ratios = {f"{key.split(', ')[1]} / whole default run": {
+        unit: round(sides[key][unit] / ours[unit], 2) for unit in ("wall_s", "cpu_s")}
+        for key in sides if key.startswith("tutorial")}  # fmt: skip
+    return {"epochs": epochs, "tutorial padded to": book["padded_to"], "tutorial steps": book["steps"],
+            "tutorial extrapolated from 30 steps and 10 batches per split": book["extrapolated"],
+            "tutorial parts": {k: {kk: (round(vv, 1) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+                               for k, v in book["parts"].items()},
+            "tutorial test accuracy (fp32)": round(book["test_accuracy"], 4),
+            "sides": sides, "ratios (target: >= 12x with native bf16, >= 8x without)": ratios}  # fmt: skip
 
 
-def label_token_sides(model_dir: Path, data: str, epochs: int, fraction: float, folder: Path) -> dict:
-    """With `fraction` < 1: every (1/fraction)-th text of each split, and evaluations as many steps apart in
-    proportion (the recipe's 250 steps scaled), so evaluation weighs on training as in the full run."""
+def label_token_sides(model_dir: Path, data: str, epochs: int, fraction: float, folder: Path, measured_steps: int,
+                      full: bool) -> dict:  # fmt: skip
+    """The label-token default, cached against --cache_frozen false, each a whole run in its own process.
+
+    The uncached side would take hours, so each side runs `measured_steps` steps with one evaluation
+    (at the last step) and everything else of the default run (startup, the cache, final figures),
+    and its full default run is projected from what it measured: the whole run's time, plus the
+    remaining steps at the measured time per step (all that happens between two steps), plus the
+    remaining evaluations at the measured evaluation's time (Trainer logs its runtime). With
+    `full`, the cached side runs whole. With `fraction` < 1: every (1/fraction)-th text of each
+    split, eval_steps scaled alike."""
     eval_steps = max(1, round(CLASSIFY["eval_steps"] * fraction))
     if fraction < 1:
         subset = folder / "rt-subset"
-        subset.mkdir()
+        subset.mkdir(exist_ok=True)
         for split in ("train", "validation", "test"):
             # split("\n"), not splitlines(): a review may hold U+2028, which splitlines() also cuts at
             lines = [line for line in (Path(data) / f"{split}.jsonl").read_text(encoding="utf-8").split("\n") if line]
             every = round(1 / fraction)  # every k-th line: the files are ordered by label
             (subset / f"{split}.jsonl").write_text("\n".join(lines[::every]) + "\n", encoding="utf-8")
         data = str(subset)
+    train_size = sum(1 for line in (Path(data) / "train.jsonl").read_text(encoding="utf-8").split("\n") if line.strip())
+    steps_per_epoch = -(-train_size // CLASSIFY["per_device_train_batch_size"])
+    total_steps = epochs * steps_per_epoch
+    evaluations = len({step for step in range(eval_steps, total_steps + 1, eval_steps)}
+                      | {steps_per_epoch * epoch for epoch in range(1, epochs + 1)})  # fmt: skip
     flags = ["--model_name_or_path", str(model_dir), "--dataset", data, "--num_train_epochs", str(epochs),
-             "--eval_steps", str(eval_steps)]  # fmt: skip
-    figures = {}
-    for name, extra in (("--cache_frozen false", ["--cache_frozen", "false"]), ("cache", [])):
-        results, seconds, cpu = timed(lambda: run_recipe(classify, [*flags, *extra]))
-        figures[name] = {"wall_s": round(seconds, 1), "cpu_s": round(cpu, 1), "test_accuracy": round(results["test_accuracy"], 4)}
-        print(name, figures[name], flush=True)
-    uncached, cached = figures.values()
-    return {"epochs": epochs, "data fraction": fraction, "eval_steps": eval_steps, "sides": figures,
-            "speed-up of the cache": {key: round(uncached[key] / cached[key], 2) for key in ("wall_s", "cpu_s")}}  # fmt: skip
+             "--eval_steps", str(eval_steps), "--save_strategy", "no"]  # fmt: skip
+    sides = {}
+    for name, extra in (("--cache_frozen false", ["--cache_frozen", "false"]), ("cache (default)", [])):
+        whole = full and not extra
+        run_flags = [*flags, *extra] if whole else [*flags, *extra, "--max_steps", str(measured_steps),
+                                                      "--eval_steps", str(measured_steps)]  # fmt: skip
+        figures = whole_run("classify.py", run_flags)
+        results = figures["results"]
+        side = {"measured_wall_s": round(figures["wall_s"], 1), "measured_cpu_s": round(figures["cpu_s"], 1),
+                "frozen_cache_build_s": results.get("frozen_cache_build_seconds"),
+                "model_flops_utilization": results.get("model_flops_utilization"),
+                "test_accuracy": round(results["test_accuracy"], 4)}  # fmt: skip
+        if whole:
+            side |= {"wall_s": side["measured_wall_s"], "cpu_s": side["measured_cpu_s"], "projected": False}
+        else:
+            evaluated = [point for point in results["history"] if "eval_validation_runtime" in point]
+            evaluation_s = sum(evaluated[-1].get(f"eval_{name}_runtime", 0.0) for name in ("validation", "train"))
+            per_step = (results["train_runtime_seconds"] - evaluation_s) / measured_steps
+            cpu_share = figures["cpu_s"] / figures["wall_s"]  # the run's CPU per wall second, for the projection
+            added = (total_steps - measured_steps) * per_step + (evaluations - 1) * evaluation_s
+            side |= {"per_step_s": round(per_step, 4), "evaluation_s": round(evaluation_s, 2),
+                     "wall_s": round(figures["wall_s"] + added, 1), "cpu_s": round(figures["cpu_s"] + added * cpu_share, 1),
+                     "projected": True}  # fmt: skip
+        sides[name] = side
+        print(name, json.dumps(side), flush=True)
+    uncached, cached = sides.values()
+    return {"epochs": epochs, "data fraction": fraction, "train texts": train_size, "steps": total_steps,
+            "eval_steps": eval_steps, "evaluations": evaluations, "measured steps": measured_steps, "sides": sides,
+            "speed-up of the cache (target >= 5x)": {key: round(uncached[key] / cached[key], 2) for key in ("wall_s", "cpu_s")}}  # fmt: skip
+
+
+def run_recipe(main, argv: list[str]) -> dict:
+    output = Path(tempfile.mkdtemp()) / "run"
+    return main([*argv, "--output_dir", str(output), "--disable_tqdm", "true", "--save_strategy", "no"])
 
 
 def accuracy_check(tokenizer: str, data: str, folder: Path, seeds=(1, 2, 3)) -> dict:
@@ -194,15 +313,24 @@ def main() -> None:
                         help="label-token: this share of each rotten_tomatoes split, every k-th text (eval_steps scaled alike)")
     parser.add_argument("--only", choices=("spam", "label-token", "accuracy"), help="one comparison only")
     parser.add_argument("--accuracy", action="store_true", help="also the 3-seed accuracy check on a tiny model")
+    parser.add_argument("--quick", action="store_true",
+                        help="spam: the tutorial's full run from 30 steps and 10 batches per split (every step has "
+                             "the same shape); label-token: see --project")  # fmt: skip
+    parser.add_argument("--uncached", action="store_true", help="spam: also the whole run with --cache_frozen false")
+    parser.add_argument("--measured_steps", type=int, default=60,
+                        help="label-token: steps each side runs; its full run is projected from them")
+    parser.add_argument("--full", action="store_true", help="label-token: run the cached side whole")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp())
     report = {"shape": args.shape, "threads": torch.get_num_threads(), "load_at_start": os.getloadavg()}
     model_dir = write_model(args.shape, args.tokenizer, folder) if args.only != "accuracy" else None
     if args.only in (None, "spam"):
-        report["spam"] = spam_sides(model_dir, args.spam_data, args.epochs or SPAM["num_train_epochs"])
+        report["spam"] = spam_sides(model_dir, args.spam_data, args.epochs or SPAM["num_train_epochs"], args.quick,
+                                    args.uncached)
     if args.only in (None, "label-token"):
-        report["label-token"] = label_token_sides(model_dir, args.rt_data, args.epochs or 3, args.rt_fraction, folder)
+        report["label-token"] = label_token_sides(model_dir, args.rt_data, args.epochs or 3, args.rt_fraction, folder,
+                                                  args.measured_steps, args.full)
     if args.accuracy or args.only == "accuracy":
         report["accuracy (tiny, trunk trained first, 3 seeds)"] = accuracy_check(args.tokenizer, args.spam_data, folder)
     report["load_at_end"] = os.getloadavg()

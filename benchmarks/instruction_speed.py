@@ -1,6 +1,17 @@
 """Instruction tuning speed: our Trainer setup against the book's loop, and batched generation.
 
+    python benchmarks/instruction_speed.py --epoch [--book_steps 20]    # the targets: one epoch, MFU
     python benchmarks/instruction_speed.py [--steps 20] [--shape gpt2] [--generate 16]
+
+--epoch: one epoch of `recipes/instruction.py` with its defaults (gpt2 shape here, the precision
+chosen for this machine, batches grouped by length, evaluation every 20 steps with a generated
+validation response, the epoch's checkpoint), run as a user runs it in a process of its own,
+against the book's loop in fp32 both ways: its training steps alone (random batches, full
+logits) and with its evaluation every 5 steps, each over --book_steps steps (tokens per second
+of real text; an epoch is the same tokens at that rate). Ours counts the epoch's training time
+(`train_runtime_seconds`, evaluations and the checkpoint included; not the final test answers,
+cut to one token here). Also the training steps' model FLOPs utilization (the MFU target: 35% of
+the peak at the run's precision, gpt2 shape, batch 8).
 
 Both trainings use GPT-2 with random weights (the real gpt2 shape unless --shape says
 otherwise), the real tokenizer and the real instruction-data.json train split, batch 8, AdamW
@@ -80,7 +91,8 @@ def book_loss(model, inputs, targets):
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 
-def run_book_loop(model_dir: Path, train_ids, validation_ids, pad_id: int, steps: int) -> tuple[int, float, float]:
+def run_book_loop(model_dir: Path, train_ids, validation_ids, pad_id: int, steps: int,
+                  evaluate: bool = True) -> tuple[int, float, float]:  # fmt: skip
     model = fresh_model(model_dir).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.1)
     generator = torch.Generator().manual_seed(123)
@@ -97,7 +109,7 @@ def run_book_loop(model_dir: Path, train_ids, validation_ids, pad_id: int, steps
         book_loss(model, inputs, targets).backward()
         optimizer.step()
         real_tokens += int((targets != -100).sum()) + len(inputs)  # each text and its end-of-text, as ours counts
-        if step % 5 == 0:  # the book's eval_freq=5, eval_iter=5
+        if evaluate and step % 5 == 0:  # the book's eval_freq=5, eval_iter=5
             model.eval()
             with torch.no_grad():
                 for loader in (train_loader, validation_loader):
@@ -140,6 +152,51 @@ def run_ours(model_dir: Path, tokenizer, encoded, validation_entry, steps: int, 
     return counted["tokens"], time.perf_counter() - started, time.process_time() - cpu_started
 
 
+def epoch_targets(model_dir: Path, data_file: Path, book_ids: dict, pad_id: int, book_steps: int) -> None:
+    """One epoch of the recipe (its own process) against the book's loop both ways; the MFU."""
+    import resource
+    import subprocess
+
+    print(f"load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    output = model_dir.parent / "recipe-epoch"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(PROJECT / "recipes" / "instruction.py"), "--model_name_or_path",
+                           str(model_dir), "--dataset", str(data_file), "--num_train_epochs", "1",
+                           "--max_new_tokens", "1", "--output_dir", str(output), "--disable_tqdm", "true"],
+                          env={**os.environ, "PYTHONPATH": str(PROJECT)}, capture_output=True, text=True)  # fmt: skip
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    results = json.loads((output / "all_results.json").read_text())
+    precision = next(line for line in done.stdout.splitlines() if line.strip().startswith("precision"))
+    tokens = results["train_tokens_per_epoch"]
+    ours = {"tokens": tokens, "epoch_wall_s": results["train_runtime_seconds"], "epoch_cpu_s": results["train_cpu_seconds"],
+            "whole_command_wall_s": round(wall, 1),
+            "whole_command_cpu_s": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
+            "model_flops_utilization": results["model_flops_utilization"], "peak": results["peak_flops_per_second"],
+            "peak_dtype": results["peak_dtype"], "training_steps": results["training_steps_timed"],
+            "training_step_seconds": results["training_step_seconds"], "precision": " ".join(precision.split()[1:])}  # fmt: skip
+    print("ours, one epoch:", json.dumps(ours), flush=True)
+    book = {}
+    for name, evaluate in (("book, training steps alone (fp32)", False), ("book, with its evaluation every 5 steps (fp32)", True)):
+        real, seconds, cpu_seconds = run_book_loop(model_dir, book_ids["train"], book_ids["validation"], pad_id,
+                                                   book_steps, evaluate)  # fmt: skip
+        book[name] = {"tokens": real, "wall_s": round(seconds, 1), "cpu_s": round(cpu_seconds, 1),
+                      "tokens_per_s": real / seconds, "tokens_per_cpu_s": real / cpu_seconds}  # fmt: skip
+        print(name, json.dumps(book[name]), flush=True)
+    ours_rate = tokens / ours["epoch_wall_s"], tokens / ours["epoch_cpu_s"]
+    print(f"\none epoch, {tokens} real tokens: ours {ours['epoch_wall_s']:.1f} s wall, {ours['epoch_cpu_s']:.1f} s CPU "
+          f"({ours['precision'].split(',')[0]}); load average after: {os.getloadavg()[0]:.2f}")
+    for name, figures in book.items():
+        print(f"  ours / {name}: {ours_rate[0] / figures['tokens_per_s']:.2f}x wall, "
+              f"{ours_rate[1] / figures['tokens_per_cpu_s']:.2f}x CPU (the book's epoch: "
+              f"{tokens / figures['tokens_per_s']:.0f} s at its rate over {book_steps} steps)")
+    print(f"training-step MFU: {ours['model_flops_utilization']:.1%} of the {ours['peak_dtype']} peak "
+          f"({ours['peak'] / 1e9:.1f} GFLOP/s) over {ours['training_steps']} steps (target: >= 35%)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per training run")
@@ -150,6 +207,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("training", "generation", "ours", "ours_bf16"),
                         help="run one of the two comparisons, or only our training (fp32, or bf16 autocast)")
     parser.add_argument("--batch_sizes", default="8", help="generation batch sizes compared with one at a time")
+    parser.add_argument("--epoch", action="store_true", help="the targets: one recipe epoch against the book, MFU")
+    parser.add_argument("--book_steps", type=int, default=20, help="--epoch: the book loop's measured steps")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(123)
@@ -167,6 +226,9 @@ def main() -> None:
         for split in ("train", "validation")
     }
     print(f"torch threads {torch.get_num_threads()}, shape {args.shape}, {args.steps} steps of batch {BATCH}", flush=True)
+    if args.epoch:
+        epoch_targets(model_dir, data_file, book_ids, tokenizer.eos_token_id, args.book_steps)
+        return
 
     runs = {"book loop": lambda: run_book_loop(model_dir, book_ids["train"], book_ids["validation"],
                                                tokenizer.eos_token_id, args.steps)}

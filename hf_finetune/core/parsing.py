@@ -26,6 +26,7 @@ from hf_finetune.core.help import (
     module_prog,
 )
 from hf_finetune.core.model.device import cpu_processes_without_accelerator
+from hf_finetune.core.model.precision import PRECISION_UNSET
 
 CHECKED_TYPES = {float: finite_float, int: bounded_int}
 
@@ -112,7 +113,8 @@ def parse_arguments(
     if unknown:
         raise ValueError(f"recipe defaults name unknown flags: {sorted(unknown)}")
     if TrainingArguments in dataclass_types:
-        defaults = {**cpu_processes_without_accelerator(), **defaults}
+        # --bf16/--fp16 default to None (not given): the run chooses for the hardware (model/precision.py).
+        defaults = {**cpu_processes_without_accelerator(), **PRECISION_UNSET, **defaults}
     parser.set_defaults(**defaults)
     list_flags = frozenset(action.dest for action in parser._actions if action.nargs in ("+", "*"))
     argv, from_file = config_file_argv(argv, known, list_flags)

@@ -21,7 +21,7 @@ def test_yaml_values_are_typed_like_the_command_line_and_the_command_line_wins(t
         "report_to: [none]\noutput_dir: from-yaml\n",
         encoding="utf-8",
     )
-    model, data, _, run, training, _ = parse([f"--config={config}", "--num_train_epochs", "7"],
+    model, data, _, run, training, *_ = parse([f"--config={config}", "--num_train_epochs", "7"],
                                           defaults={"num_train_epochs": 5, "trainable": "all"})  # fmt: skip
     assert training.learning_rate == 5e-5  # PyYAML reads "5e-5" as a string; it must still be a float
     assert training.num_train_epochs == 7
@@ -37,7 +37,7 @@ def test_an_empty_config_file_changes_nothing(tmp_path):
 
 
 def test_recipe_defaults_apply_when_nothing_overrides_them():
-    model, data, _, _, training, _ = parse(["--output_dir", "x"], defaults={"dataset": "sms_spam", "weight_decay": 0.1})
+    model, data, _, _, training, *_ = parse(["--output_dir", "x"], defaults={"dataset": "sms_spam", "weight_decay": 0.1})
     assert data.dataset == "sms_spam" and training.weight_decay == 0.1
 
 
@@ -82,7 +82,7 @@ def test_config_flag_without_a_file():
 def test_yaml_values_take_the_type_of_their_flag_and_null_keeps_the_default(tmp_path):
     config = tmp_path / "typed.yaml"
     config.write_text("num_train_epochs: 15\ndataset: 123\nmax_length: null\n", encoding="utf-8")
-    _, data, _, _, training, _ = parse(["--config", str(config)], defaults={"max_length": 64})
+    _, data, _, _, training, *_ = parse(["--config", str(config)], defaults={"max_length": 64})
     assert training.num_train_epochs == 15.0 and isinstance(training.num_train_epochs, float)
     assert data.dataset == "123"
     assert data.max_length == 64

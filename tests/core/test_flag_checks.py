@@ -53,6 +53,11 @@ BAD_VALUES = [
     (["--max_length", "0"], "--max_length: 0 must be 1 or more"),
     (["--train_eval_samples", "-1"], "--train_eval_samples: -1 must not be negative"),
     (["--text_column", "label"], "--text_column and --label_column both name 'label'"),
+    (["--final_train_sample", "-1"], "--final_train_sample: -1 must not be negative (0 scores every training text)"),
+    (["--final_train_sample", "lots"], "--final_train_sample: invalid int value: 'lots'"),
+    (["--final_train_sample", "inf"], "--final_train_sample: invalid int value: 'inf'"),
+    (["--final_train_sample", ""], "--final_train_sample: invalid int value: ''"),
+    (["--bf16", "maybe"], "--bf16: Truthy value expected: got maybe but expected one of yes/no, true/false"),
 ]
 
 

@@ -100,7 +100,7 @@ def test_cached_loss_and_gradients_equal_the_whole_model(tmp_path, arch, head, s
     cache = decision.cache
     assert cache is not None, decision.line
     assert "blocks 1-2 of 3" in decision.line
-    cache.build(model, torch.device("cpu"), batch_size=3, autocast=_no_autocast)
+    cache.build(model, torch.device("cpu"), autocast=_no_autocast, tokens_per_batch=3 * 8)
     cache.attach(model)
     try:
         loss, gradients = loss_and_gradients(model, input_ids, mask, head)
@@ -122,7 +122,7 @@ def test_a_sequence_not_in_the_cache_runs_the_whole_model(tmp_path):
     model = model_of("gpt2", "class")
     cache = plan_frozen_cache(model, SEQUENCES[:2], TrainablePolicy.parse("last_block"), False, run_args(),
                               training_args(tmp_path)).cache  # fmt: skip
-    cache.build(model, torch.device("cpu"), 8, _no_autocast)
+    cache.build(model, torch.device("cpu"), _no_autocast, tokens_per_batch=8 * 8)
     model.eval()
     input_ids, mask = batch("right")
     with torch.no_grad():

@@ -61,3 +61,47 @@ def test_finite_gradients_pass_untouched():
     model = model_with_gradients()
     guard_for(model, skip=True).on_pre_optimizer_step(ARGS, STATE, types.SimpleNamespace())
     assert all(bool((p.grad == 1).all()) for p in model.parameters() if p.grad is not None)
+
+
+class TrainerMeasuringNorms:
+    """What the guard reads: Trainer's `_get_grad_norm`, called right before on_pre_optimizer_step."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        return torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+
+
+def guard_reading_norms(model, skip: bool) -> tuple[NonFiniteGuard, TrainerMeasuringNorms]:
+    trainer = TrainerMeasuringNorms(model)
+    guard = guard_for(model, skip).reading_norm_of(trainer)
+    return guard, trainer
+
+
+def test_a_finite_norm_from_the_trainer_spares_the_second_pass(monkeypatch):
+    model = model_with_gradients()
+    guard, trainer = guard_reading_norms(model, skip=False)
+    monkeypatch.setattr("hf_finetune.core.model.callbacks.all_finite", lambda tensors: pytest.fail("a second pass"))
+    trainer._get_grad_norm(model)
+    guard.on_pre_optimizer_step(ARGS, STATE, types.SimpleNamespace())
+    assert guard.grad_norm is None  # read once, for its own step
+
+
+@pytest.mark.parametrize("poison", ["nan", "inf"])
+def test_a_nonfinite_norm_from_the_trainer_still_stops_with_the_step(poison):
+    model = model_with_gradients(poison)
+    guard, trainer = guard_reading_norms(model, skip=False)
+    trainer._get_grad_norm(model)
+    with pytest.raises(NonFiniteLoss, match="step 5"):
+        guard.on_pre_optimizer_step(ARGS, STATE, types.SimpleNamespace())
+
+
+def test_a_norm_too_large_for_float32_with_finite_gradients_is_not_a_nan():
+    model = model_with_gradients()
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            parameter.grad.fill_(1e30)  # finite, but the sum of squares overflows
+    guard, trainer = guard_reading_norms(model, skip=False)
+    assert not torch.isfinite(trainer._get_grad_norm(model))
+    guard.on_pre_optimizer_step(ARGS, STATE, types.SimpleNamespace())  # no NonFiniteLoss

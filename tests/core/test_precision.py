@@ -9,18 +9,23 @@ import sys
 
 import pytest
 import torch
+import yaml
 from conftest import PROJECT
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainingArguments
 
+from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model import precision
 from hf_finetune.core.model.loading import load_classifier, load_tokenizer
 from hf_finetune.core.model.trainable import TrainablePolicy, apply_trainable_policy, transformer_blocks
+from hf_finetune.core.parsing import parse_arguments
+from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import settle_training_args
 from hf_finetune.methods.chat import train as chat_training
 from hf_finetune.methods.classify.head import train as classification
 from hf_finetune.methods.instruction import train as instruction
+from hf_finetune.recipes import spam
 
 
 def short_run_argv(model, data, output, *extra) -> list[str]:
@@ -83,9 +88,106 @@ def test_accelerate_config_mixed_precision_is_honoured_and_checked(monkeypatch):
         precision.check_precision(args)
 
 
-def test_fp32_is_the_default():
-    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")
-    assert precision.describe_precision(args) == "fp32"
+def test_training_arguments_built_directly_are_an_explicit_fp32_choice():
+    args = TrainingArguments(output_dir="unused", use_cpu=True, report_to="none")  # bf16=False, fp16=False
+    assert precision.precision_for_hardware(args) == {}
+    assert precision.describe_precision(args) == "fp32 (--bf16 false)"
+
+
+# --- the precision chosen for the hardware ---------------------------------------------------------
+
+
+def test_cuda_gpus_get_bf16_where_native_else_fp16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H100 80GB HBM3")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert precision.hardware_precision(torch.device("cuda")).precision == "bf16"
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla T4")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)  # emulated only
+    choice = precision.hardware_precision(torch.device("cuda"))
+    assert choice.precision == "fp16" and "Tesla T4 has no bf16, so fp16 with loss scaling" in choice.reason
+
+
+@pytest.mark.parametrize("instructions, autocast_works, expected", [
+    ("AMX", True, "bf16"), ("AVX512-BF16", True, "bf16"), ("Arm BF16", True, "bf16"),
+    (None, True, "no"), ("AVX512-BF16", False, "no"),
+])  # fmt: skip
+def test_cpus_get_bf16_only_with_native_instructions(monkeypatch, instructions, autocast_works, expected):
+    monkeypatch.setattr(precision, "cpu_bf16_instructions", lambda: instructions)
+    monkeypatch.setattr(precision, "bf16_autocast_runs_on_cpu", lambda: autocast_works)
+    choice = precision.hardware_precision(torch.device("cpu"))
+    assert choice.precision == expected
+    if instructions is None:
+        assert "no native bf16 instructions" in choice.reason and "emulated" in choice.reason
+
+
+def settled(argv: list[str], hardware: str, monkeypatch, env: dict | None = None) -> TrainingArguments:
+    """The TrainingArguments a head-method command line settles to, on hardware that computes `hardware`."""
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(precision, "hardware_precision", lambda device: precision.HardwarePrecision(hardware, "probe"))
+    parsed = parse_arguments(classification.ARGUMENTS, ["--output_dir", "unused", *argv], spam.DEFAULTS)
+    args = next(item for item in parsed if isinstance(item, TrainingArguments))
+    if not any(token.split("=")[0] in ("--bf16", "--fp16") for token in argv):
+        assert args.bf16 is None and args.fp16 is None, "a missing switch must be told from --bf16 false"
+    settle_training_args(args)
+    return args
+
+
+@pytest.mark.parametrize("argv, hardware, expected, chosen", [
+    ([], "bf16", "bf16", True),  # native bf16: chosen
+    ([], "no", "no", True),  # no native bf16: fp32, chosen
+    ([], "fp16", "fp16", True),  # a CUDA GPU without bf16
+    (["--bf16", "false"], "bf16", "no", False),  # the explicit fp32 choice
+    (["--bf16=false"], "fp16", "no", False),
+    (["--bf16"], "bf16", "bf16", False),
+    (["--fp16"], "bf16", "fp16", False),  # the user's choice wins over the hardware's
+    (["--fp16", "false"], "bf16", "bf16", True),  # no fp16, but bf16 where native
+    (["--fp16", "false"], "fp16", "no", True),
+])  # fmt: skip
+def test_the_users_choice_wins_and_the_hardware_chooses_otherwise(monkeypatch, argv, hardware, expected, chosen):
+    args = settled(argv, hardware, monkeypatch)
+    assert precision.mixed_precision(args) == expected and args.mixed_precision == expected
+    assert (args.bf16, args.fp16) == (expected == "bf16", expected == "fp16")
+    line = precision.describe_precision(args)
+    assert ("chosen for this machine: probe" in line) == chosen, line
+    if not chosen:
+        assert line.endswith({"bf16": "(--bf16)", "fp16": "(--fp16)", "no": "(--bf16 false)"}[expected]), line
+
+
+def test_an_accelerate_config_precision_counts_as_a_choice(monkeypatch):
+    args = settled([], "no", monkeypatch, env={"ACCELERATE_MIXED_PRECISION": "fp16"})
+    assert precision.mixed_precision(args) == "fp16"
+    assert precision.describe_precision(args).endswith("(mixed_precision: fp16 in the accelerate config)")
+    # accelerate's own default, `no`, chooses nothing
+    args = settled([], "bf16", monkeypatch, env={"ACCELERATE_MIXED_PRECISION": "no"})
+    assert precision.mixed_precision(args) == "bf16" and precision.chosen_for_hardware(args)
+
+
+def test_config_yaml_keeps_a_hardware_choice_unset_and_a_users_choice(monkeypatch, tmp_path):
+    def config_of(argv):
+        args = settled(argv, "bf16", monkeypatch)
+        method = Method(ModelArguments(), RunArguments(), args, None)
+        return method.config()
+
+    assert config_of([])["bf16"] is None  # chosen again wherever the file is used
+    assert config_of(["--bf16"])["bf16"] is True
+    assert config_of(["--bf16", "false"]).get("bf16", False) is False
+    # and the file, used again, leaves the choice to the hardware
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config_of([])))
+    args = settled(["--config", str(path)], "no", monkeypatch)
+    assert precision.mixed_precision(args) == "no" and precision.chosen_for_hardware(args) == "probe"
+
+
+def test_the_hardware_is_asked_where_the_run_trains(monkeypatch):
+    """Without a mock: this machine's own answer, whichever it is, is what an unflagged run uses."""
+    parsed = parse_arguments(classification.ARGUMENTS, ["--output_dir", "unused"], spam.DEFAULTS)
+    args = next(item for item in parsed if isinstance(item, TrainingArguments))
+    settle_training_args(args)
+    native = precision.cpu_bf16_instructions() is not None and precision.bf16_autocast_runs_on_cpu()
+    assert precision.mixed_precision(args) == ("bf16" if native else "no")
+    line = precision.describe_precision(args)
+    assert line.startswith("bf16 mixed precision" if native else "fp32, chosen for this machine: this CPU"), line
 
 
 # --- gradient checkpointing ------------------------------------------------------------------

@@ -49,8 +49,9 @@ def test_a_run_ends_with_its_headline_training_time_report_and_model(tiny_gpt2, 
     assert lines[0].split() == ["texts", "copied", "4", "texts", "in", "2", "steps"]
     assert lines[1].split()[:3] == ["training", "time", f"{results['train_runtime_seconds']:.1f}"]
     assert f"mean training loss {results['train_loss']:.4f}" in lines[1]
-    assert lines[2].split() == ["report", str(output / "report.md")]
-    assert lines[3].split() == ["model", str(output)]
+    assert lines[2].split()[:3] == ["hardware", "use", f"{results['model_flops_utilization']:.1%}"]
+    assert lines[3].split() == ["report", str(output / "report.md")]
+    assert lines[4].split() == ["model", str(output)]
 
 
 def test_report_and_weight_files_get_the_permissions_of_the_config_files(tiny_gpt2, tmp_path, monkeypatch):
@@ -98,7 +99,7 @@ def test_chat_compare_labels_each_run_and_prints_the_comparison_table(tiny_gpt2,
     summaries = [block.split("\n\n")[0].splitlines() for block in out.split("summary:\n")[1:]]
     assert len(summaries) == 3
     for name, lines in zip(names, summaries):  # the subfolders hold no report: the comparison is the report
-        assert [line.split()[0] for line in lines] == ["training", "held-out", "training", "model"]
+        assert [line.split()[0] for line in lines] == ["training", "held-out", "training", "hardware", "model"]
         assert lines[-1].split() == ["model", str(output / name)]
     printed = out.split(f"=== comparison of the 3 methods (report: {output / 'comparison.md'}) ===")[1]
     table = [line for line in printed.splitlines() if line.startswith("|")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, TrainingArguments
+from transformers import AutoModelForCausalLM, DataCollatorWithPadding, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from hf_finetune.core.data.collate import padding_collator
@@ -106,3 +106,23 @@ def test_evaluation_and_prediction_bars_say_what_they_run_through(tiny_gpt2, tmp
         assert label in bars, bars[-1000:]
     quiet = causal_trainer(tiny_gpt2, tmp_path, both, disable_tqdm=True)
     assert quiet.progress is None and not any(isinstance(c, ProgressCallback) for c in quiet.callback_handler.callbacks)
+
+
+def test_evaluation_runs_sorted_by_length_and_predictions_come_back_in_dataset_order(tiny_gpt2, tmp_path):
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    texts = ["a much longer text about a prize you won, call now", "ok", "see you at six then", "hi there"]
+    dataset = datasets.Dataset.from_dict({"input_ids": [tokenizer(text)["input_ids"] for text in texts],
+                                          "labels": [0, 1, 0, 1]})  # fmt: skip
+    torch.manual_seed(0)
+    model = load_classifier(str(tiny_gpt2), ["ham", "spam"], tokenizer).eval()
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", per_device_eval_batch_size=2)
+    trainer = OrderedEvalTrainer(model=model, args=args, processing_class=tokenizer,
+                                 data_collator=DataCollatorWithPadding(tokenizer))  # fmt: skip
+    widths = [batch["input_ids"].shape[1] for batch in trainer.get_eval_dataloader(dataset)]
+    lengths = sorted(len(ids) for ids in dataset["input_ids"])
+    assert widths == [lengths[1], lengths[3]], widths  # the two short texts together, then the two long ones
+    output = trainer.predict(dataset)
+    assert output.label_ids.tolist() == [0, 1, 0, 1]
+    with torch.no_grad():  # each text alone, no padding: the logits the prediction must hold, in order
+        expected = [model(input_ids=torch.tensor([ids])).logits[0].numpy() for ids in dataset["input_ids"]]
+    torch.testing.assert_close(torch.tensor(output.predictions), torch.tensor(expected), rtol=1e-4, atol=1e-5)

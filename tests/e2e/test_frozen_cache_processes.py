@@ -33,7 +33,7 @@ def built_cache(tmp_path):
     model = tiny_classifier()
     cache = plan_frozen_cache(model, SEQUENCES, TrainablePolicy.parse("last_block"), False, RunArguments(),
                               TrainingArguments(output_dir=str(tmp_path), report_to="none")).cache  # fmt: skip
-    cache.build(model, torch.device("cpu"), 4, lambda: torch.autocast("cpu", enabled=False))
+    cache.build(model, torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False), tokens_per_batch=4 * 8)
     return cache
 
 

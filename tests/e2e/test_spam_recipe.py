@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import python_module, run_command
 
+from hf_finetune.core.model import precision
+
 
 def spam_command(model, data, output, *extra) -> list[str]:
     return [
@@ -49,8 +51,11 @@ def test_run_learns_and_writes_its_results(spam_run):
     assert "| test | 300 |" in (output / "report.md").read_text()
     plan = result.stdout.split("summary:")[0]
     words = " ".join(plan.split())  # the key column is as wide as the longest key
-    for expected in ("plan:", "sizes train 1045, validation 149, test 300", "trainable", "precision fp32",
-                     "frozen cache off: --trainable all"):
+    # the precision this machine computes fastest: bf16 where the CPU has native bf16, fp32 elsewhere
+    native = precision.cpu_bf16_instructions() is not None and precision.bf16_autocast_runs_on_cpu()
+    chosen = "precision bf16 mixed precision" if native else "precision fp32, chosen for this machine"
+    for expected in ("plan:", "sizes train 1045, validation 149, test 300", "trainable", chosen,
+                     "frozen cache off: --trainable all", "peak "):
         assert expected in words
     # accelerate launch sets OMP_NUM_THREADS for its processes (1 unless told otherwise); the plan says so
     assert "per process, OMP_NUM_THREADS=" in plan and plan.count("x1 process\n") == 1
@@ -68,8 +73,10 @@ def test_run_prints_each_evaluation_once_labels_its_bars_and_ends_with_a_summary
     assert summary[0].split() == ["test", "accuracy", f"{results['test_accuracy']:.4f}"]
     assert summary[1].split() == ["test", "F1", "(spam)", f"{results['test_f1']:.4f}"]
     assert summary[2].split()[:3] == ["training", "time", f"{results['train_runtime_seconds']:.1f}"]
-    assert summary[3].split() == ["report", str(output / "report.md")]
-    assert summary[4].split() == ["model", str(output)]
+    assert summary[3].split()[:3] == ["hardware", "use", f"{results['model_flops_utilization']:.1%}"]
+    assert summary[4].split() == ["report", str(output / "report.md")]
+    assert summary[5].split() == ["model", str(output)]
+    assert 0 < results["model_flops_utilization"] <= 1 and results["model_flops"] > 0
 
 
 def test_pipeline_loads_the_saved_model_as_is(spam_run):

@@ -119,17 +119,40 @@ class NonFiniteGuard(TrainerCallback):
     A NaN/inf loss makes NaN/inf gradients; catching them here keeps the weights (and any
     checkpoint saved later) clean. Stops with the step number, or zeroes the gradients of that
     batch when skipping is on.
+
+    Trainer measures the gradients' norm before this check (for clipping and its logs); once
+    `reading_norm_of(trainer)` lets the guard see that norm, a finite norm settles the step with one
+    look at one number, and only a non-finite one makes the guard look at the gradients themselves
+    (a norm too large for float32 with finite gradients is not a NaN). Without it, the guard takes
+    the largest absolute gradient itself: a second pass over every gradient, each step.
     """
 
     def __init__(self, skip: bool):
         self.skip = skip
         self.skipped: list[int] = []
         self.model = None
+        self.grad_norm = None  # Trainer's norm of this step's gradients, when reading_norm_of is on
+
+    def reading_norm_of(self, trainer) -> NonFiniteGuard:
+        """Read the gradient norm `trainer` computes each step (Trainer._get_grad_norm, transformers 5)."""
+        measure = getattr(trainer, "_get_grad_norm", None)
+        if measure is None:
+            return self
+
+        def measured(model, grad_norm=None):
+            self.grad_norm = measure(model, grad_norm=grad_norm)
+            return self.grad_norm
+
+        trainer._get_grad_norm = measured
+        return self
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         self.model = model
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        norm, self.grad_norm = self.grad_norm, None
+        if norm is not None and bool(torch.isfinite(torch.as_tensor(norm))):
+            return control
         gradients = [p.grad for p in self.model.parameters() if p.requires_grad and p.grad is not None]
         if not gradients or all_finite(gradients):
             return control

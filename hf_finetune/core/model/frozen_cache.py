@@ -30,9 +30,11 @@ from torch import nn
 from transformers import PreTrainedModel, TrainingArguments
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.model.precision import compute_dtype
 from hf_finetune.core.model.trainable import TrainablePolicy, final_norm, transformer_blocks
 
 CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+BUILD_TOKENS_PER_BATCH = 2048  # padded positions per batch while building: similar lengths; larger batches ran slower
 DEFAULT_MEMORY_SHARE = 0.5  # of the memory free at start, split between this machine's processes
 
 
@@ -92,7 +94,7 @@ def sharded_training(training_args: TrainingArguments) -> bool:
 def cache_dtype(name: str, training_args: TrainingArguments) -> torch.dtype:
     if name != "auto":
         return CACHE_DTYPES[name]
-    return torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else torch.float32
+    return compute_dtype(training_args)
 
 
 def memory_limit(max_gb: float | None, processes: int) -> tuple[int, str]:
@@ -190,13 +192,14 @@ class FrozenCache:
 
     # -- building -------------------------------------------------------------------------------
 
-    def build(self, model: nn.Module, device: torch.device, batch_size: int, autocast) -> None:
-        """Run the frozen prefix once over every sequence (this process's share, then gathered)."""
+    def build(self, model: nn.Module, device: torch.device, autocast, tokens_per_batch: int = BUILD_TOKENS_PER_BATCH) -> None:
+        """Run the frozen prefix once over every sequence (this process's share, then gathered), in
+        the run's precision (`autocast`), in batches of similar length of about `tokens_per_batch`."""
         started = time.time()
         rank, processes = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         order = sorted(range(len(self.sequences)), key=lambda i: len(self.sequences[i]))
         shares = [order[r::processes] for r in range(processes)]  # interleaved: every share has all lengths
-        mine = self.compute(model, [self.sequences[i] for i in shares[rank]], device, batch_size, autocast)
+        mine = self.compute(model, [self.sequences[i] for i in shares[rank]], device, autocast, tokens_per_batch)
         parts = _all_gather(mine, [sum(len(self.sequences[i]) for i in share) for share in shares])
         self.states = torch.cat(parts) if len(parts) > 1 else parts[0]
         start = 0
@@ -207,8 +210,10 @@ class FrozenCache:
                 start += length
         self.build_seconds = time.time() - started
 
-    def compute(self, model: nn.Module, sequences: list[tuple[int, ...]], device, batch_size: int, autocast) -> torch.Tensor:
-        """The frozen prefix's output for `sequences`, concatenated without padding (on the CPU)."""
+    def compute(self, model: nn.Module, sequences: list[tuple[int, ...]], device, autocast,
+                tokens_per_batch: int = BUILD_TOKENS_PER_BATCH) -> torch.Tensor:  # fmt: skip
+        """The frozen prefix's output for `sequences` (sorted by length), concatenated without padding
+        (on the CPU)."""
         capture = self.prefix.entry.register_forward_pre_hook(
             lambda module, args, kwargs: _raise(_Captured(_hidden_states_argument(args, kwargs))), with_kwargs=True
         )
@@ -217,8 +222,7 @@ class FrozenCache:
         pieces = []
         try:
             with torch.no_grad(), autocast():
-                for first in range(0, len(sequences), batch_size):
-                    batch = sequences[first : first + batch_size]
+                for batch in length_batches(sequences, tokens_per_batch):
                     width = max(len(ids) for ids in batch)
                     input_ids = torch.zeros((len(batch), width), dtype=torch.long)
                     attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -303,6 +307,17 @@ class FrozenCache:
     def _restore_blocks(self) -> None:
         self.pending = None
         self.prefix.owner._modules[self.prefix.attribute] = self.prefix.blocks
+
+
+def length_batches(sequences: list, tokens_per_batch: int) -> list[list]:
+    """`sequences` (sorted by length) cut into batches of about `tokens_per_batch` padded positions."""
+    batches, batch = [], []
+    for ids in sequences:
+        if batch and (len(batch) + 1) * max(len(ids), len(batch[-1])) > tokens_per_batch:
+            batches.append(batch)
+            batch = []
+        batch.append(ids)
+    return batches + ([batch] if batch else [])
 
 
 def _raise(error: Exception):

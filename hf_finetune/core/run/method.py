@@ -11,6 +11,7 @@ from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.config_file import config_snapshot
 from hf_finetune.core.model.loading import load_causal_lm, load_tokenizer
 from hf_finetune.core.model.lora import LoraArguments
+from hf_finetune.core.model.precision import as_configured
 
 
 class Method:
@@ -51,8 +52,10 @@ class Method:
         return {}
 
     def config(self) -> dict:
-        """The flags of the run, for config.yaml (reusable with --config)."""
-        return config_snapshot(self.model_args, *self.options, self.run_args, self.training_args, self.lora_args)
+        """The flags of the run, for config.yaml (reusable with --config); a precision the run chose for
+        the hardware stays unset, to be chosen again wherever the file is used."""
+        snapshot = config_snapshot(self.model_args, *self.options, self.run_args, self.training_args, self.lora_args)
+        return {**snapshot, **as_configured(self.training_args)}
 
     # Data.
 

@@ -11,7 +11,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.device import accelerator_available
-from hf_finetune.core.model.precision import check_precision
+from hf_finetune.core.model.precision import check_precision, precision_for_hardware
 from hf_finetune.core.report.files import FINISHED_MARKER
 from hf_finetune.core.report.hub import check_hub_push, hub_token_moved_out
 from hf_finetune.core.run.ownership import SERIES_KINDS, folder_owner
@@ -61,7 +61,8 @@ def settle_training_args(
     """The one place a run changes its TrainingArguments, before its config snapshot: the settings
     every run wants (`run_settings`), the method's needs (`Method.required_training_arguments`) and
     the Hub token moved out of them; then the checks that need the settled values."""
-    changes = {**run_settings(args, skip_nonfinite_batches), **(method_needs or {}), **hub_token_moved_out(args)}
+    changes = {**run_settings(args, skip_nonfinite_batches), **precision_for_hardware(args), **(method_needs or {}),
+               **hub_token_moved_out(args)}  # fmt: skip
     for name, value in changes.items():
         setattr(args, name, value)
     check_precision(args)

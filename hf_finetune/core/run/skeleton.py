@@ -14,8 +14,10 @@ from transformers import Trainer, set_seed
 from hf_finetune.core.data.leakage import check_leakage
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.device import device_name
+from hf_finetune.core.model.flops import HardwareUse, matmul_peak, utilization_line
 from hf_finetune.core.model.frozen_cache import check_cache_arguments, plan_frozen_cache
-from hf_finetune.core.model.precision import describe_precision
+from hf_finetune.core.model.kernels import frozen_weights_cast_once, fuse_activations
+from hf_finetune.core.model.precision import compute_dtype, describe_precision, training_autocast
 from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, make_trainable
 from hf_finetune.core.report.console import logger, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
@@ -67,11 +69,13 @@ def run_locked(method: Method) -> dict:
     model, what_trains = make_trainable(method.load_model(tokenizer), policy, method.lora_args)
     identity = run_identity(method.description, model)
     check_checkpoint_fits(checkpoint, identity, model, config)  # another run's checkpoint: before its weights load
+    fuse_activations(model)  # gelu_new in one kernel: the same function, faster
     with args.main_process_first(desc="encoding"):
         method.encode(tokenizer, model)
     trainable, total = count_parameters(model)
     frozen = plan_frozen_cache(model, method.frozen_cache_sequences(), policy, method.lora_args.use_peft,
                                run_args, args)  # fmt: skip
+    peak = matmul_peak(args.device, compute_dtype(args))  # what the run's MFU is measured against
     if args.should_log:
         print_block(
             "plan",
@@ -84,6 +88,7 @@ def run_locked(method: Method) -> dict:
                 "frozen cache": frozen.line,
                 "device": device_name(args),
                 "precision": describe_precision(args),
+                "peak": peak.line(),
                 "output": args.output_dir,
             },
         )
@@ -92,7 +97,10 @@ def run_locked(method: Method) -> dict:
     with repo_creation_reported(args):
         trainer = method.build_trainer(model, tokenizer)
     defer_push_to_end(trainer)
-    with frozen_layers_cached(frozen.cache, trainer) as cache_results:
+    usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
+    models = [trainer.model, getattr(trainer, "ref_model", None)]  # their frozen weights: cast to bf16 once, not per step
+    with frozen_layers_cached(frozen.cache, trainer) as cache_results, \
+            frozen_weights_cast_once(models, args.device, compute_dtype(args)):  # fmt: skip
         method.before_training(trainer)
         started, cpu_started = time.time(), time.process_time()
         train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches, identity)
@@ -100,6 +108,7 @@ def run_locked(method: Method) -> dict:
             "train_runtime_seconds": round(time.time() - started, 2),
             "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine
             "train_loss": train_result.training_loss,
+            **usage.results(),
             "trainable": what_trains,
             **({"leakage": leakage.to_dict()} if leakage is not None else {}),
         }
@@ -128,7 +137,7 @@ def frozen_layers_cached(cache, trainer: Trainer):
         return
     args = trainer.args
     try:
-        cache.build(trainer.model, args.device, args.per_device_eval_batch_size, trainer.autocast_smart_context_manager)
+        cache.build(trainer.model, args.device, lambda: training_autocast(args))
     except Terminated:
         raise Terminated("while the frozen layers' cache was built, before training began") from None
     logger.info(f"frozen cache: built in {cache.build_seconds:.1f} s")
@@ -149,6 +158,7 @@ def summary_lines(method: Method, results: dict) -> dict[str, object]:
     return {
         **method.headline(results),
         "training time": f"{results['train_runtime_seconds']:.1f} s (mean training loss {results['train_loss']:.4f})",
+        **({"hardware use": line} if (line := utilization_line(results)) else {}),
         **({"report": report} if report is not None and report.is_file() else {}),
         "model": method.training_args.output_dir,
     }

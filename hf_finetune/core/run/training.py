@@ -194,7 +194,7 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
     raise_if_terminated()
     args = trainer.args
     preemption = PreemptionCallback()
-    guard = NonFiniteGuard(skip_nonfinite_batches)
+    guard = NonFiniteGuard(skip_nonfinite_batches).reading_norm_of(trainer)  # no second pass over the gradients
     if identity is not None:
         trainer.add_callback(RunIdentity(identity))
     trainer.add_callback(preemption)

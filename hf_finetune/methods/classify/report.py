@@ -83,7 +83,9 @@ def split_table(data, results: dict, extra: tuple[str, ...] = ()) -> str:
     return markdown_table(
         ["split", "examples", "accuracy", "precision", "recall", "F1", *(key.replace("_", " ") for key in extra)],
         [
-            [split, len(data.splits[split])] + [results[f"{prefix}_{key}"] for key in keys]
+            # the texts scored: the training split's may be a sample (methods/classify/final_sample.py)
+            [split, results.get(f"{prefix}_examples", len(data.splits[split]))]
+            + [results[f"{prefix}_{key}"] for key in keys]
             for split, prefix in SPLIT_PREFIX.items()
         ],
     )

@@ -79,8 +79,8 @@ class PreferenceArguments:
         metadata={"help": "Chance that a preference is wrong (robust, exo_pair)."},
     )
     precompute_ref_log_probs: bool = field(
-        default=False,
-        metadata={"help": "The reference scores every pair once, before training (less memory)."},
+        default=True,
+        metadata={"help": "The reference scores each pair once, up front."},
     )
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={"help": "Longest test response in tokens."})
     generation_batch_size: int = field(default=16, metadata={"help": "Test prompts generated per batch."})

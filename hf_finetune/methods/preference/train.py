@@ -107,8 +107,8 @@ class PreferenceMethod(Method):
         if self.lora_args.use_peft:
             return "the trained model with its LoRA adapters switched off"
         if self.args.precompute_ref_log_probs:
-            return "it scores every pair once, before training (--precompute_ref_log_probs)"
-        return "a frozen copy"
+            return "it scores every pair once, before training (--precompute_ref_log_probs, the default)"
+        return "a frozen copy, scoring every batch (--precompute_ref_log_probs false)"
 
     def build_trainer(self, model, tokenizer):
         args = dpo_config_from(self.training_args, self.args, self.max_length)

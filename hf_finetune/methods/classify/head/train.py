@@ -34,6 +34,7 @@ from hf_finetune.methods.classify.calibration import (
     require_foldable_head,
 )
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.methods.classify.final_sample import FinalSampleArguments, final_figure_splits, sample_note
 from hf_finetune.methods.classify.report import (
     classification_metrics,
     classifier_headline,
@@ -44,17 +45,20 @@ from hf_finetune.methods.classify.report import (
 from .card import head_card
 from .encoding import encode_for_head
 
-ARGUMENTS = (ModelArguments, DataArguments, CalibrationArguments, RunArguments, TrainingArguments, LoraArguments)
+ARGUMENTS = (ModelArguments, DataArguments, CalibrationArguments, RunArguments, TrainingArguments, LoraArguments,
+             FinalSampleArguments)  # fmt: skip
 
 
 class HeadMethod(Method):
     description = "head (class read at the last real token)"
 
     def __init__(self, model_args, data_args: DataArguments, run_args, training_args, lora_args=None,
-                 calibration_args: CalibrationArguments | None = None):  # fmt: skip
-        calibration_args = calibration_args or CalibrationArguments()
-        super().__init__(model_args, run_args, training_args, lora_args, options=(data_args, calibration_args))
-        self.data_args, self.calibration_args = data_args, calibration_args
+                 calibration_args: CalibrationArguments | None = None,
+                 final_args: FinalSampleArguments | None = None):  # fmt: skip
+        calibration_args, final_args = calibration_args or CalibrationArguments(), final_args or FinalSampleArguments()
+        super().__init__(model_args, run_args, training_args, lora_args,
+                         options=(data_args, calibration_args, final_args))  # fmt: skip
+        self.data_args, self.calibration_args, self.final_args = data_args, calibration_args, final_args
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
@@ -106,11 +110,12 @@ class HeadMethod(Method):
         )
 
     def evaluate(self, trainer, train_result, results: dict) -> dict:
-        metrics, _, outputs = evaluate_splits(trainer, self.encoded, self.data.label_names)
+        splits, scored = final_figure_splits(self.encoded, self.final_args.final_train_sample, self.training_args.seed)
+        metrics, _, outputs = evaluate_splits(trainer, splits, self.data.label_names)
         self.calibration = Calibration.of_outputs(outputs, lambda logits: logits, self.calibration_args.calibrate)
         if self.calibration.temperature:  # before the save: the saved head gives logits / T
             fold_temperature(trainer.model, self.calibration.temperature)
-        return {**results, **metrics, **self.calibration.results()}
+        return {**results, **metrics, **scored, **self.calibration.results()}
 
     def write_results(self, trainer, results: dict, config: dict) -> None:
         folder = Path(self.training_args.output_dir)
@@ -118,7 +123,7 @@ class HeadMethod(Method):
         title = f"{self.model_args.model_name_or_path} on {self.data_args.dataset}, head method"
         write_classification_results(folder, results, trainer.state.log_history, self.data,
                                      self.calibration.probabilities("test"), config, title,
-                                     extra_sections=(calibration,))  # fmt: skip
+                                     extra_sections=(calibration, *sample_note(results, len(self.data.splits["train"]))))  # fmt: skip
 
     def headline(self, results: dict) -> dict[str, str]:
         return {**classifier_headline(results, self.data.label_names), **calibration_headline(results)}
@@ -128,10 +133,10 @@ class HeadMethod(Method):
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, calibration_args, run_args, training_args, lora_args = parse_arguments(
+    model_args, data_args, calibration_args, run_args, training_args, lora_args, final_args = parse_arguments(
         ARGUMENTS, argv, defaults, __doc__
     )
-    return run(HeadMethod(model_args, data_args, run_args, training_args, lora_args, calibration_args))
+    return run(HeadMethod(model_args, data_args, run_args, training_args, lora_args, calibration_args, final_args))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from hf_finetune.methods.classify.calibration import (
     check_calibration_data,
 )
 from hf_finetune.methods.classify.data import DataArguments, load_classification_data
+from hf_finetune.methods.classify.final_sample import FinalSampleArguments, final_figure_splits, sample_note
 from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
 
 from .card import label_token_card
@@ -60,7 +61,7 @@ class LabelTokenArguments:
 
 ARGUMENTS = (
     ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments,
-    CalibrationArguments,
+    CalibrationArguments, FinalSampleArguments,
 )  # fmt: skip
 
 
@@ -68,11 +69,13 @@ class LabelTokenMethod(Method):
     description = "label-token (text + separator + label word; loss and LM head on the label word only)"
 
     def __init__(self, model_args, data_args: DataArguments, method_args: LabelTokenArguments, run_args,
-                 training_args, lora_args=None, calibration_args: CalibrationArguments | None = None):  # fmt: skip
-        calibration_args = calibration_args or CalibrationArguments()
+                 training_args, lora_args=None, calibration_args: CalibrationArguments | None = None,
+                 final_args: FinalSampleArguments | None = None):  # fmt: skip
+        calibration_args, final_args = calibration_args or CalibrationArguments(), final_args or FinalSampleArguments()
         super().__init__(model_args, run_args, training_args, lora_args,
-                         options=(data_args, method_args, calibration_args))  # fmt: skip
+                         options=(data_args, method_args, calibration_args, final_args))  # fmt: skip
         self.data_args, self.method_args, self.calibration_args = data_args, method_args, calibration_args
+        self.final_args = final_args
 
     def load_data(self) -> None:
         self.data = load_classification_data(self.data_args, self.training_args)
@@ -99,7 +102,14 @@ class LabelTokenMethod(Method):
         self.encoded, self.truncated = encode_label_token(self.data.splits, tokenizer, self.label_words, self.max_length)
 
     def frozen_cache_sequences(self) -> list[list[int]]:
-        return scored_sequences(self.encoded, self.label_words)
+        # Every training text as it trains; scored (with a label word appended) only the texts an evaluation
+        # scores: validation, test, the training sample of each evaluation and the final figures' sample.
+        seed = self.training_args.seed
+        final, _ = final_figure_splits(self.encoded, self.final_args.final_train_sample, seed)
+        sample = train_and_eval_datasets(self.encoded, self.data_args.train_eval_samples, seed)["eval_dataset"]["train"]
+        scored = {"validation": self.encoded["validation"], "test": self.encoded["test"], "sample": sample,
+                  "final": final["train"]}  # fmt: skip
+        return list(self.encoded["train"]["input_ids"]) + scored_sequences(scored, self.label_words)
 
     def plan(self) -> dict[str, object]:
         words = self.label_words
@@ -132,9 +142,10 @@ class LabelTokenMethod(Method):
         def class_scores(predictions):
             return predictions[0]
 
-        metrics, _, outputs = evaluate_splits(trainer, self.encoded, self.data.label_names, class_scores)
+        splits, scored = final_figure_splits(self.encoded, self.final_args.final_train_sample, self.training_args.seed)
+        metrics, _, outputs = evaluate_splits(trainer, splits, self.data.label_names, class_scores)
         self.calibration = Calibration.of_outputs(outputs, class_scores, self.calibration_args.calibrate)
-        results = {**results, **metrics, **self.calibration.results()}
+        results = {**results, **metrics, **scored, **self.calibration.results()}
         for split, output in outputs.items():
             prefix = SPLIT_PREFIX[split]
             results[f"{prefix}_format_adherence"] = format_adherence(output.predictions[1], self.label_words)
@@ -163,7 +174,8 @@ class LabelTokenMethod(Method):
         calibration = self.calibration.write_section(folder, results)
         write_classification_results(folder, results, trainer.state.log_history, self.data,
                                      self.calibration.probabilities("test"), config, title,
-                                     extra_sections=(adherence, calibration))  # fmt: skip
+                                     extra_sections=(adherence, calibration,
+                                                     *sample_note(results, len(self.data.splits["train"]))))  # fmt: skip
 
     def headline(self, results: dict) -> dict[str, str]:
         return {**classifier_headline(results, self.data.label_names),
@@ -177,7 +189,8 @@ class LabelTokenMethod(Method):
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:
-    model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args = parse_arguments(
-        ARGUMENTS, argv, defaults, __doc__
+    model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args, final_args = (
+        parse_arguments(ARGUMENTS, argv, defaults, __doc__)
     )
-    return run(LabelTokenMethod(model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args))
+    return run(LabelTokenMethod(model_args, data_args, method_args, run_args, training_args, lora_args, calibration_args,
+                                final_args))  # fmt: skip
