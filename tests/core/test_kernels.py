@@ -6,7 +6,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.activations import GELUTanh, NewGELUActivation
 
-from hf_finetune.core.model.kernels import fuse_activations
+from hf_finetune.core.model.kernels import frozen_weights_cast_once, fuse_activations
 
 
 def test_gelu_new_becomes_one_kernel_with_the_same_outputs_and_gradients():
@@ -33,7 +33,7 @@ def test_frozen_weights_cast_once_give_autocasts_results_and_go_afterwards():
     from torch import nn
     from transformers.pytorch_utils import Conv1D
 
-    from hf_finetune.core.model.kernels import FrozenWeightCasts, frozen_weights_cast_once
+    from hf_finetune.core.model.kernels import FrozenWeightCasts
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(16, 32), Conv1D(8, 32), nn.Linear(8, 5, bias=False))
@@ -60,3 +60,17 @@ def test_frozen_weights_cast_once_give_autocasts_results_and_go_afterwards():
     assert not any("forward" in m.__dict__ or "_low_precision" in m.__dict__ for m in model)  # gone afterwards
     assert FrozenWeightCasts(model, torch.device("cuda"), torch.bfloat16).modules == []  # CPUs only
     assert FrozenWeightCasts(model, torch.device("cpu"), torch.float32).modules == []  # nothing to cast in fp32
+
+
+def test_a_cast_made_during_generation_serves_the_training_steps_after_it():
+    """The low-precision copy made first under inference_mode (an evaluation's generation before
+    training) must not be an inference tensor, which a training step cannot save for backward."""
+    model = torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.Linear(16, 16))
+    model[1].requires_grad_(False)  # its input needs a gradient, so its weight is saved for backward
+    hidden = torch.randn(2, 16)
+    with frozen_weights_cast_once([model], torch.device("cpu"), torch.bfloat16):
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            model(hidden)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(hidden).float().sum().backward()
+    assert model[0].weight.grad is not None

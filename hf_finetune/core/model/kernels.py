@@ -56,8 +56,10 @@ class FrozenWeightCasts:
             return type(module).forward(module, hidden)
         copies = getattr(module, "_low_precision", None)
         if copies is None or copies[0] is not module.weight:  # made once, again only if the weight was replaced
-            bias = module.bias.to(self.dtype) if module.bias is not None else None
-            copies = module._low_precision = (module.weight, module.weight.to(self.dtype), bias)
+            # Never an inference tensor (made during a generation), which a later training step could not save.
+            with torch.inference_mode(False), torch.no_grad():
+                bias = module.bias.to(self.dtype) if module.bias is not None else None
+                copies = module._low_precision = (module.weight, module.weight.to(self.dtype), bias)
         _, weight, bias = copies
         hidden = hidden.to(self.dtype)
         with torch.autocast(self.device_type, enabled=False):  # the inputs are cast already, as autocast would

@@ -29,6 +29,8 @@ PRECISION_UNSET = {"bf16": None, "fp16": None}
 # Where the settled TrainingArguments keep why the precision was chosen for them (not a field:
 # config.yaml, to_dict() and TRL's configs never see it).
 CHOSEN_FOR_HARDWARE = "_precision_chosen_for_hardware"
+# And which of the two switches the user gave, for config.yaml (the others stay unset there).
+PRECISION_GIVEN = "_precision_given"
 
 
 def cpu_bf16_instructions() -> str | None:
@@ -101,6 +103,7 @@ def precision_for_hardware(args: TrainingArguments) -> dict[str, object]:
         "fp16": choice.precision == "fp16",
         "mixed_precision": choice.precision,  # what Trainer hands accelerate; __post_init__ set it already
         CHOSEN_FOR_HARDWARE: choice.reason,
+        PRECISION_GIVEN: tuple(given),
     }
 
 
@@ -114,7 +117,8 @@ def as_configured(args: TrainingArguments) -> dict[str, object]:
     again) where the run chose, so that the file runs the same way on another machine."""
     if chosen_for_hardware(args) is None:
         return {}
-    return {name: None for name in PRECISION_UNSET if getattr(args, name)}
+    given = getattr(args, PRECISION_GIVEN, ())
+    return {name: None for name in PRECISION_UNSET if name not in given}
 
 
 def mixed_precision(args: TrainingArguments) -> str:
