@@ -206,16 +206,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 rows.append(in_own_process(recipe, argv, env, folder))
             print(f"  {recipe}: {'broke' if 'broke' in rows[-1] else 'ran'} ({time.time() - started:.0f} s)", flush=True)
-    print(f"\n{'recipe':12} {'steps':>5} {'step s':>8} {'tokens/s':>10} {'MFU':>7} {'precision':>9} {'peak GiB':>9}  memory")
+    print(f"\n{'recipe':12} {'steps':>5} {'step s':>8} {'tokens/s':>10} {'MFU':>8} {'precision':>9} {'peak GiB':>9}  memory")
     for row in rows:
         if "broke" in row:
             print(f"{row['recipe']:12} BROKE: {row['broke']}")
             if row.get("where"):
                 print("    " + row["where"].strip().replace("\n", "\n    "))
             continue
-        mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "-"
+        mfu = f"{row['mfu']:.3%}" if row["mfu"] is not None else "-"  # a tiny model's dry run: well under 0.1%
         print(f"{row['recipe']:12} {row['steps']:>5} {row['step_seconds']:>8.3f} {row['tokens_per_second']:>10.0f} "
-              f"{mfu:>7} {row['peak_dtype']:>9} {row['peak_memory_gib']:>9.2f}  {row['memory_kind']}")
+              f"{mfu:>8} {row['peak_dtype']:>9} {row['peak_memory_gib']:>9.2f}  {row['memory_kind']}")
     broken = [row["recipe"] for row in rows if "broke" in row]
     print(f"\n{len(rows) - len(broken)} of {len(rows)} recipes ran" + (f"; broke: {', '.join(broken)}" if broken else ""))
     return 1 if broken else 0

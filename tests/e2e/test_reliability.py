@@ -212,7 +212,10 @@ VARYING = (
     "per_second",
     "history",
     "train_loss",
-)  # timings, and losses logged mid-run
+    "model_flops",
+    "training_tokens",
+    "training_steps_timed",
+)  # timings, losses logged mid-run, and the work of this process's own steps (a resumed run counts its own)
 
 
 def final_figures(value):
