@@ -55,15 +55,35 @@ def config_file_argv(
     return tokens + command_line, from_file
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, but a key given twice in one mapping is an error (safe_load keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                continue  # SafeLoader refuses what cannot be a key
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice",
+                                                        key_node.start_mark)  # fmt: skip
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_config_file(path: str) -> dict:
     """The mapping in `path`, or one sentence saying why there is none."""
     file = Path(path)
+    if not path:
+        raise UserError("--config: the value is empty; give the YAML file (a run folder's config.yaml).")
+    if file.exists() and not file.is_dir() and not file.is_file():
+        raise UserError(f"--config: {path} is not a regular file (a device or a pipe); give a YAML file.")
     if file.is_dir():
         raise UserError(f"--config: {path} is a folder; pass the YAML file in it (a run folder's config.yaml).")
     if not file.is_file():
         raise UserError(f"--config: file {path} does not exist.")
     try:
-        content = yaml.safe_load(file.read_text(encoding="utf-8"))
+        content = yaml.load(file.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
     except UnicodeDecodeError as error:
         raise UserError(f"--config: {path} is not UTF-8 text (byte {error.start}).") from None
     except OSError as error:

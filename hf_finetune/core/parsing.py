@@ -95,6 +95,21 @@ class ArgumentParser(HfArgumentParser):
         raise UserError(argparse_sentence(message))
 
 
+# Flags naming a file, folder or model: an empty value would silently mean the working folder (or nothing).
+PATH_FLAGS = {
+    "output_dir": "a folder",
+    "dataset": "a dataset name, file or folder",
+    "model_name_or_path": "a model folder or Hub id",
+    "resume_from_checkpoint": "auto or a checkpoint folder",
+}
+
+
+def check_no_empty_paths(arguments) -> None:
+    for name, what in PATH_FLAGS.items():
+        if getattr(arguments, name, None) == "":
+            raise UserError(f"--{name}: the value is empty; give {what}.")
+
+
 def parse_arguments(
     dataclass_types: Sequence[type],
     argv: Sequence[str] | None = None,
@@ -132,6 +147,7 @@ def parse_arguments(
                 message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", f"--{name}", message)
             raise UserError(f"conflicting or invalid flags: {message.rstrip('.')}.") from None
         for item in parsed:
+            check_no_empty_paths(item)
             if isinstance(item, TrainingArguments):
                 check_training_values(item)
     except UserError as error:

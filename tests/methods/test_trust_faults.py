@@ -225,6 +225,31 @@ def test_config_given_a_folder_says_so(tmp_path, capsys):
     assert f"--config: {tmp_path} is a folder; pass the YAML file in it" in line
 
 
+def test_a_key_given_twice_in_a_config_file_is_named_with_its_line(tmp_path, capsys):
+    path = config_file(tmp_path, "learning_rate: 0.1\nmax_steps: 2\nlearning_rate: 0.2\n")
+    line = refusal(classify.main, training_argv(tmp_path, "--config", path), capsys)
+    assert line == f"error: --config: {path}, line 3 is not valid YAML (the key 'learning_rate' is given twice)."
+    path = config_file(tmp_path, "[1]: 2\n")
+    assert "is not valid YAML" in refusal(classify.main, training_argv(tmp_path, "--config", path), capsys)
+
+
+def test_config_given_an_empty_value_or_a_device_says_so(tmp_path, capsys):
+    line = refusal(classify.main, training_argv(tmp_path, "--config="), capsys)
+    assert line == "error: --config: the value is empty; give the YAML file (a run folder's config.yaml)."
+    line = refusal(classify.main, training_argv(tmp_path, "--config", "/dev/null"), capsys)
+    assert "--config: /dev/null is not a regular file (a device or a pipe)" in line
+
+
+@pytest.mark.parametrize("command", TRAINING)
+@pytest.mark.parametrize("flag", ["--output_dir", "--dataset", "--model_name_or_path", "--resume_from_checkpoint"])
+def test_an_empty_path_flag_is_refused_not_read_as_the_working_folder(command, flag, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # were it read as the working folder, nothing of the project's is touched
+    argv = [token for token in training_argv(tmp_path) if str(token)]
+    line = refusal(TRAINING[command], [*argv, f"{flag}="], capsys)
+    assert line.startswith(f"error: {flag}: the value is empty; give ")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+
+
 def test_the_command_line_wins_without_parsing_the_files_value(tmp_path):
     path = config_file(tmp_path, "learning_rate: true\nnum_train_epochs: 2\n")
     parsed = parse_arguments(head_train.ARGUMENTS, ["--config", str(path), "--learning_rate", "0.01", "--output_dir", "x"])
@@ -294,6 +319,42 @@ def test_a_run_or_a_series_into_a_compare_output_is_refused(tmp_path, capsys):
     for extra in ([], ["--seeds", "1,2"]):
         line = refusal(classify.main, training_argv(tmp_path, *extra, output=tmp_path / "cmp"), capsys)
         assert "holds the output of hf-finetune compare (compare.json)" in line
+
+
+def saved_model(folder: Path) -> Path:
+    """A model folder as save_pretrained leaves it (the weights' bytes do not matter here)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+    return folder
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite_output_dir"]])
+@pytest.mark.parametrize("extra", [[], ["--seeds", "1,2"]])
+def test_a_run_into_the_model_it_loads_or_any_saved_model_is_refused(extra, overwrite, tmp_path, capsys):
+    model = saved_model(tmp_path / "model")
+    before = {path: path.read_bytes() for path in model.rglob("*") if path.is_file()}
+    argv = ["--model_name_or_path", model, "--output_dir", model, *extra, *overwrite]
+    line = refusal(classify.main, argv, capsys)
+    assert f"--output_dir: {model} is the model this run loads (--model_name_or_path)" in line
+    line = refusal(classify.main, training_argv(tmp_path, *extra, *overwrite, output=model), capsys)
+    assert f"--output_dir: {model} holds a saved model, not a run" in line
+    assert {path: path.read_bytes() for path in model.rglob("*") if path.is_file()} == before
+
+
+@pytest.mark.parametrize("inside", ["checkpoint-2", "checkpoint-2/deeper", "sub"])
+@pytest.mark.parametrize("extra", [[], ["--seeds", "1,2"]])
+def test_a_run_inside_another_runs_folder_is_refused(inside, extra, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoint-2").mkdir(parents=True)
+    (run / "config.yaml").write_text("learning_rate: 0.001\n")
+    (run / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    line = refusal(classify.main, training_argv(tmp_path, *extra, output=run / inside), capsys)
+    nearest = run / "checkpoint-2" if inside.startswith("checkpoint-2/") else run  # the nearest run folder above
+    assert f"is inside {nearest}, the folder of a run or a model" in line
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == before
+    assert not (run / "sub").exists()
 
 
 def test_a_series_into_a_finished_single_run_is_refused_even_with_overwrite(tmp_path, capsys):

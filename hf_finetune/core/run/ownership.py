@@ -5,7 +5,9 @@ A folder is owned by the first of these that holds it:
   series: summary.json, or a config.yaml with `seeds`, or a chat all_results.json with several
   methods), and each folder in it belongs to it (seed-N/, one folder per loss method);
 - `hf-finetune compare --output`: compare.json;
-- a run: all_results.json (finished), or the traces of one begun (config.yaml, checkpoints, the lock).
+- a run: all_results.json (finished), or the traces of one begun (config.yaml, checkpoints, the lock);
+  every folder inside a run's (its checkpoints) belongs to that run;
+- a model saved outside a run (config.json and weights, no run's traces): nobody's to write into.
 
 A training run writes only into a folder that is empty, its own unfinished run, or (with
 --overwrite_output_dir) a finished run; a series only into its own folder; compare only into a
@@ -29,10 +31,13 @@ RUN_TRACES = ("_run.lock", "trainer_state.json", "model.safetensors", "adapter_m
 SERIES_KINDS = {"seeds": "a --seeds series", "chat --compare": "a chat --compare series"}
 
 
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "adapter_model.safetensors")
+
+
 @dataclass(frozen=True)
 class Owner:
-    kind: str  # "series", "series run", "compare", "run"
-    folder: Path  # the owner's folder (a series run's: its series')
+    kind: str  # "series", "series run", "compare", "run", "inside run", "model"
+    folder: Path  # the owner's folder (a series run's: its series'; inside a run: that run's)
     series_kind: str | None = None  # "seeds" or "chat --compare"
 
     def describe(self) -> str:
@@ -42,6 +47,10 @@ class Owner:
             return f"a run of {SERIES_KINDS[self.series_kind]} in {self.folder}"
         if self.kind == "compare":
             return f"the output of hf-finetune compare ({COMPARE_MARKER})"
+        if self.kind == "inside run":
+            return f"inside {self.folder}, the folder of a run or a model"
+        if self.kind == "model":
+            return "a saved model, not a run"
         return f"a finished run ({FINISHED_MARKER})"
 
 
@@ -76,11 +85,14 @@ def series_kind(folder: Path) -> str | None:
 def folder_owner(folder: str | Path) -> Owner | None:
     """Who owns `folder` (see the module's docstring); None: an empty folder or an unfinished run's."""
     folder = Path(folder).absolute()
-    if not folder.is_dir():
-        return None
     kind = series_kind(folder.parent)
     if kind is not None:
-        return Owner("series run", folder.parent, kind)
+        return Owner("series run", folder.parent, kind) if folder.is_dir() else None
+    above = run_folder_above(folder.parent)
+    if above is not None and not series_kind(above):  # a checkpoint, or a folder a run's files would mix with
+        return Owner("inside run", above)
+    if not folder.is_dir():
+        return None
     kind = series_kind(folder)
     if kind is not None:
         return Owner("series", folder, kind)
@@ -88,7 +100,17 @@ def folder_owner(folder: str | Path) -> Owner | None:
         return Owner("compare", folder)
     if (folder / FINISHED_MARKER).exists():
         return Owner("run", folder)
+    if is_saved_model(folder):
+        return Owner("model", folder)
     return None
+
+
+def is_saved_model(folder: Path) -> bool:
+    """A model saved outside a run (save_pretrained, hf-finetune tiny): config.json and weights, and
+    none of the files a run writes besides them."""
+    run_files = ("config.yaml", "trainer_state.json", FINISHED_MARKER)  # not the lock: the run asking holds it
+    return (folder / "config.json").is_file() and any((folder / name).exists() for name in WEIGHTS) \
+        and not any((folder / name).exists() for name in run_files)  # fmt: skip
 
 
 def run_folder_above(folder: str | Path) -> Path | None:

@@ -17,13 +17,23 @@ from hf_finetune.core.report.hub import check_hub_push, hub_token_moved_out
 from hf_finetune.core.run.ownership import SERIES_KINDS, folder_owner
 
 
-def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None = None) -> None:
-    """Refuse a run's folder that another command or series owns, and the results of a finished run
-    unless asked to replace them (run_lock has already refused a folder the run could not write in).
-    `series`: the folder of the series this run belongs to, whose runs write into its folders."""
+def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None = None,
+                     model: str | None = None) -> None:  # fmt: skip
+    """Refuse a run's folder that another command or series owns, the folder of the model the run
+    loads (`model`), and the results of a finished run unless asked to replace them (run_lock has
+    already refused a folder the run could not write in). `series`: the folder of the series this run
+    belongs to, whose runs write into its folders."""
+    refuse_the_models_folder(output_dir, model)
     owner = folder_owner(output_dir)
     if owner is None:
         return
+    if owner.kind == "inside run":
+        raise UserError(f"--output_dir: {output_dir} is {owner.describe()}; a run there would mix its files with "
+                        f"theirs (a checkpoint's weights replaced under its optimizer state): choose a folder "
+                        f"outside it.")  # fmt: skip
+    if owner.kind == "model":
+        raise UserError(f"--output_dir: {output_dir} holds {owner.describe()}; a run there would replace it: "
+                        f"choose another folder.")  # fmt: skip
     if owner.kind == "series run" and (series is None or Path(series).absolute() != owner.folder):
         raise UserError(f"--output_dir: {output_dir} is {owner.describe()}; rerun that series' command (it keeps "
                         f"the runs that finished and trains the others), or choose another folder.")  # fmt: skip
@@ -39,9 +49,17 @@ def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None
         )
 
 
-def guard_series_dir(output_dir: str, overwrite: bool, kind: str) -> None:
+def refuse_the_models_folder(output_dir: str, model: str | None) -> None:
+    if model and Path(model).is_dir() and Path(model).resolve() == Path(output_dir).resolve():
+        raise UserError(f"--output_dir: {output_dir} is the model this run loads (--model_name_or_path); saving "
+                        f"there would replace it: choose another folder.")  # fmt: skip
+
+
+def guard_series_dir(output_dir: str, overwrite: bool, kind: str, model: str | None = None) -> None:
     """A series' folder (`kind`: "seeds" or "chat --compare") is its own: empty, or a series of the
-    same kind (a --seeds series then keeps the runs that finished with the same flags)."""
+    same kind (a --seeds series then keeps the runs that finished with the same flags); never the
+    folder of the model its runs load (`model`)."""
+    refuse_the_models_folder(output_dir, model)
     owner = folder_owner(output_dir)
     if owner is None:
         return
@@ -51,8 +69,9 @@ def guard_series_dir(output_dir: str, overwrite: bool, kind: str) -> None:
                 raise UserError(f"--output_dir: {output_dir} holds a finished run ({FINISHED_MARKER}); pass "
                                 f"--overwrite_output_dir to replace it, or choose another folder.")  # fmt: skip
         return
-    raise UserError(f"--output_dir: {output_dir} holds {owner.describe()}; {SERIES_KINDS[kind]} needs a folder of its "
-                    f"own: choose another folder.")  # fmt: skip
+    where = "is" if owner.kind == "inside run" else "holds"
+    raise UserError(f"--output_dir: {output_dir} {where} {owner.describe()}; {SERIES_KINDS[kind]} needs a folder of "
+                    f"its own: choose another folder.")  # fmt: skip
 
 
 def settle_training_args(

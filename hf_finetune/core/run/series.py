@@ -25,7 +25,8 @@ def series_folder(method, kind: str, runs: list[str]) -> Iterator[dict]:
     args = method.training_args
     set_log_level(args)
     with run_lock(args):
-        guard_series_dir(args.output_dir, method.run_args.overwrite_output_dir, kind)
+        overwrite, model = method.run_args.overwrite_output_dir, method.model_args.model_name_or_path
+        guard_series_dir(args.output_dir, overwrite, kind, model)
         config = series_config(method)
         if args.process_index == 0:
             mark_series(args.output_dir, kind, runs)

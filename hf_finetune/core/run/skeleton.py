@@ -48,7 +48,8 @@ def run_locked(method: Method) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
-    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series)  # nor another's folder
+    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series,
+                     model_args.model_name_or_path)  # nor another's folder, nor the model it loads
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.
