@@ -59,6 +59,11 @@ def test_a_complete_checkpoint_has_no_problem(tmp_path):
     assert checkpoint_problem(complete_checkpoint(tmp_path / "checkpoint-5")) is None
 
 
+def test_a_checkpoint_without_its_random_state_is_incomplete(tmp_path):
+    (complete_checkpoint(tmp_path / "checkpoint-5") / "rng_state.pth").unlink()
+    assert checkpoint_problem(tmp_path / "checkpoint-5") == "its random state (rng_state.pth) is missing"
+
+
 def test_resume_auto_takes_the_newest_complete_checkpoint_and_says_why_it_skipped_each_newer_one(run_folder, capsys):
     args = TrainingArguments(output_dir=str(run_folder), resume_from_checkpoint="auto", report_to="none", use_cpu=True)
     assert resolve_resume(args) == str(run_folder / "checkpoint-10")

@@ -7,7 +7,10 @@ evaluated every 3 steps and at each epoch's end, a checkpoint at each epoch's en
   (weight_decay 0, eval_strategy no, seed 42, random sampling) included;
 - a SIGKILL during an evaluation, and a SIGTERM while the frozen cache is built (one sentence,
   exit 143), each followed by `--resume_from_checkpoint auto`, end with the uninterrupted run's weights;
-- a checkpoint of another method is refused before it loads.
+- a checkpoint of another method is refused before it loads;
+- a --max_steps run resumed from any of its checkpoints, the last step's included (a kill during the
+  final evaluation), ends with the uninterrupted run's weights and train_loss, training no step more;
+  a checkpoint past --max_steps is refused.
 
 Kills need a real process: the killed runs are subprocesses (`python -c` with a pause at the
 moment named, OMP_NUM_THREADS=1); the runs they are compared with run in-process on one thread.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import shutil
 import signal
 from pathlib import Path
 
@@ -125,3 +129,52 @@ def test_a_checkpoint_of_another_method_is_refused_before_it_loads(uninterrupted
     assert exit_info.value.code == 2 and "Traceback" not in err
     [line] = [line for line in err.splitlines() if line.startswith("error:")]
     assert f"{checkpoint.name} was saved by another kind of run (the method: head" in line
+
+
+# A constant learning rate: a linear schedule's last step has a learning rate of 0 and would hide an extra step.
+BY_STEPS = ["--max_steps", "6", "--lr_scheduler_type", "constant", "--save_steps", "3", "--save_total_limit", "3"]
+
+
+@pytest.fixture(scope="module")
+def by_steps(tmp_path_factory, tiny_gpt2, data) -> Path:
+    output = tmp_path_factory.mktemp("by-steps") / "run"
+    classify.main(flags(tiny_gpt2, data, output, *BY_STEPS))
+    return output
+
+
+@pytest.mark.parametrize("kept", ["checkpoint-3", "checkpoint-6"])
+def test_a_max_steps_run_resumed_from_any_checkpoint_ends_as_the_uninterrupted_run(by_steps, kept, tiny_gpt2, data,
+                                                                                  tmp_path):  # fmt: skip
+    output = tmp_path / "resumed"  # a run killed after saving `kept` (checkpoint-6: during its final evaluation)
+    shutil.copytree(by_steps / kept, output / kept)
+    shutil.copy(by_steps / "config.yaml", output / "config.yaml")
+    run_cli(classify.main, [*flags(tiny_gpt2, data, output, *BY_STEPS), "--resume_from_checkpoint", "auto"])
+    assert same_weights(by_steps, output) and not (output / "checkpoint-7").exists()
+    ours, theirs = (json.loads((folder / "all_results.json").read_text()) for folder in (output, by_steps))
+    assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-6)  # the mean over all 6 steps
+
+
+def test_a_checkpoint_past_max_steps_is_refused(by_steps, tiny_gpt2, data, tmp_path, capsys):
+    argv = [*flags(tiny_gpt2, data, tmp_path / "shorter", *BY_STEPS), "--max_steps", "3",
+            "--resume_from_checkpoint", str(by_steps / "checkpoint-6")]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(classify.main, argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert "checkpoint-6 was saved at step 6, past this run's --max_steps 3" in err
+
+
+@pytest.mark.parametrize("method", ["head", "label-token"])
+def test_a_max_length_beyond_the_models_context_is_lowered_to_it_and_said(method, tiny_gpt2, data, tmp_path, capsys):
+    """Texts longer than the context: with --max_length above it, the model would be fed positions it has not."""
+    long_texts = tmp_path / "long.csv"
+    rows = list(csv.reader(data.open()))
+    with open(long_texts, "w", newline="") as file:
+        csv.writer(file).writerows([rows[0], *[(" ".join([text] * 200), label) for text, label in rows[1:]]])
+    output = tmp_path / "run"
+    argv = [*flags(tiny_gpt2, long_texts, output, "--max_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"),
+            "--method", method, "--max_length", "100000"]  # fmt: skip
+    run_cli(classify.main, argv)
+    context = json.loads((tiny_gpt2 / "config.json").read_text())["n_positions"]
+    assert f"{context} tokens (the model's context: --max_length 100000 is above it)" in capsys.readouterr().out
+    assert (output / "all_results.json").exists()

@@ -53,3 +53,12 @@ def context_length(tokenizer, model_config) -> int:
     limits = [position_limit(model_config), tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None]
     known = [limit for limit in limits if limit]
     return min(known) if known else 2048
+
+
+def fitted_length(max_length: int | None, tokenizer, model_config) -> tuple[int, str]:
+    """`--max_length` within the model's context (a longer input cannot run), and a note for the plan
+    when it was lowered; no --max_length means the context."""
+    limit = context_length(tokenizer, model_config)
+    if max_length is not None and max_length > limit:
+        return limit, f" (the model's context: --max_length {max_length} is above it)"
+    return max_length or limit, ""

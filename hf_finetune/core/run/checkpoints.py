@@ -39,6 +39,8 @@ def checkpoint_problem(folder: Path) -> str | None:
         return f"{TRAINER_STATE} is truncated"
     if not any(file for pattern in WEIGHT_FILES for file in folder.glob(pattern)):
         return "it holds no model weights"
+    if not any(folder.glob("rng_state*.pth")):  # without it the resumed run draws other batches and dropout
+        return "its random state (rng_state.pth) is missing"
     for index in folder.glob("*.safetensors.index.json"):
         try:
             shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())

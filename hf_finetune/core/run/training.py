@@ -26,7 +26,7 @@ import yaml
 from safetensors import SafetensorError, safe_open
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, TrainOutput
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.callbacks import (
@@ -45,6 +45,14 @@ from hf_finetune.core.run.checkpoints import (
     write_failure,
 )
 from hf_finetune.core.run.lock import raise_if_terminated
+from hf_finetune.core.run.resume import (
+    AlreadyTrained,
+    StopAtTheLastStep,
+    TrainingLossSoFar,
+    check_checkpoint_step,
+    loss_sum_at,
+    mean_training_loss,
+)
 
 
 class TrainingStopped(UserError):
@@ -70,6 +78,7 @@ def resolve_resume(args: TrainingArguments) -> str | None:
         if latest is None:
             logger.info(f"resume: no complete checkpoint in {folder} yet, starting from the beginning")
         else:
+            check_checkpoint_step(latest, args)
             logger.info(f"resume: continuing from {latest}")
         return latest
     checkpoint = Path(value)
@@ -83,6 +92,7 @@ def resolve_resume(args: TrainingArguments) -> str | None:
         latest, _ = newest_complete_checkpoint(checkpoint.parent)
         instead = f"pass {latest}, the newest complete one, or auto" if latest else "start without the flag"
         raise UserError(f"--resume_from_checkpoint: {value} is not a complete checkpoint ({problem}); {instead}.")
+    check_checkpoint_step(value, args)
     return value
 
 
@@ -199,9 +209,15 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
         trainer.add_callback(RunIdentity(identity))
     trainer.add_callback(preemption)
     trainer.add_callback(guard)
+    trainer.add_callback(TrainingLossSoFar(trainer, loss_sum_at(checkpoint) or 0.0))
+    trainer.add_callback(StopAtTheLastStep())
     trainer.add_callback(CheckpointAfterEpochEnd())  # last: it sees every request to save
     try:
         result = trainer.train(resume_from_checkpoint=checkpoint)
+    except AlreadyTrained:
+        logger.info(f"resume: {checkpoint} is the run's last step; nothing is left to train")
+        trainer.callback_handler.remove_callback(StopAtTheLastStep)
+        result = TrainOutput(trainer.state.global_step, 0.0, {})
     except NonFiniteLoss as error:
         last, _ = newest_complete_checkpoint(args.output_dir)
         kept = f"the last good checkpoint is {last}" if last else "no checkpoint had been saved yet"
@@ -227,7 +243,8 @@ def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfini
         )
     if guard.skipped:
         logger.info(f"skipped {len(guard.skipped)} batch(es) with a non-finite loss: steps {guard.skipped}")
-    return result
+    loss = mean_training_loss(trainer, checkpoint, result.training_loss)  # over every step, not only the resumed ones
+    return TrainOutput(result.global_step, loss, {**result.metrics, "train_loss": loss})
 
 
 def checkpoint_write_failed(trainer: Trainer, args: TrainingArguments, cause: str, error: Exception) -> UserError:

@@ -15,7 +15,7 @@ from pathlib import Path
 from transformers import DataCollatorWithPadding, TrainingArguments
 
 from hf_finetune.core.arguments import ModelArguments, RunArguments
-from hf_finetune.core.data.tokenize_cache import context_length
+from hf_finetune.core.data.tokenize_cache import fitted_length
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import load_classifier
@@ -78,7 +78,7 @@ class HeadMethod(Method):
         return self.data.split_labels()
 
     def encode(self, tokenizer, model) -> None:
-        self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
+        self.max_length, self.length_note = fitted_length(self.data_args.max_length, tokenizer, model.config)
         self.encoded, self.truncated = encode_for_head(self.data.splits, tokenizer, self.max_length)
 
     def frozen_cache_sequences(self) -> list[list[int]]:
@@ -89,7 +89,7 @@ class HeadMethod(Method):
             "data": "; ".join(self.data.notes),
             "sizes": ", ".join(f"{k} {v}" for k, v in self.data.sizes().items()),
             "labels": ", ".join(f"{i}={name}" for i, name in self.data.id2label.items()),
-            "max length": f"{self.max_length} tokens ({self.truncated} texts truncated)",
+            "max length": f"{self.max_length} tokens{self.length_note} ({self.truncated} texts truncated)",
             **calibration_plan(self.calibration_args.calibrate, len(self.data.splits["validation"])),
         }
 

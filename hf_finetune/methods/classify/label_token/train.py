@@ -19,7 +19,7 @@ from transformers import TrainingArguments
 from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
-from hf_finetune.core.data.tokenize_cache import context_length
+from hf_finetune.core.data.tokenize_cache import fitted_length
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainers import train_and_eval_datasets
@@ -98,7 +98,7 @@ class LabelTokenMethod(Method):
         )
 
     def encode(self, tokenizer, model) -> None:
-        self.max_length = self.data_args.max_length or context_length(tokenizer, model.config)
+        self.max_length, self.length_note = fitted_length(self.data_args.max_length, tokenizer, model.config)
         self.encoded, self.truncated = encode_label_token(self.data.splits, tokenizer, self.label_words, self.max_length)
 
     def frozen_cache_sequences(self) -> list[list[int]]:
@@ -120,8 +120,8 @@ class LabelTokenMethod(Method):
                 f"{name} -> {word!r} {ids}" for name, word, ids in zip(self.data.label_names, words.words, words.token_ids)
             ),
             "separator": f"{words.separator!r} {words.separator_ids}",
-            "max length": f"{self.max_length} tokens, text up to {text_budget(self.max_length, words)} "
-            f"({self.truncated} texts truncated)",
+            "max length": f"{self.max_length} tokens{self.length_note}, text up to "
+            f"{text_budget(self.max_length, words)} ({self.truncated} texts truncated)",
             **calibration_plan(self.calibration_args.calibrate, len(self.data.splits["validation"])),
         }
 
