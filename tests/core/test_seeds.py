@@ -53,6 +53,7 @@ class RecordedRuns:
         settle_training_args(method.training_args, method.run_args.skip_nonfinite_batches,
                              method.required_training_arguments())  # as a run does before its config.yaml
         (Path(folder) / "config.yaml").write_text(yaml.safe_dump(method.config(), sort_keys=False))
+        (Path(folder) / "model.safetensors").write_bytes(b"weights")
         history = [{"step": step, "epoch": step / 2, "examples_seen": step * 4, "train_loss": 1.0 / (seed + step),
                     "eval_validation_accuracy": 0.5 + step / 10} for step in (1, 2)]  # fmt: skip
         atomic_write_json(f"{folder}/{FINISHED_MARKER}", {**figures_of(seed), "label_names": ["ham", "spam"],
@@ -245,8 +246,30 @@ def test_a_seed_with_damaged_results_trains_again_and_the_others_are_kept(record
     summary = classify.main(argv(tmp_path, "--seeds", "1,2"))
     assert [method.training_args.seed for method in recorded.methods] == [1, 2, 2]
     assert recorded.methods[-1].run_args.overwrite_output_dir
-    assert "seed-2, its all_results.json is damaged: training it again" in capsys.readouterr().out
+    assert "seed-2, its all_results.json or its model is damaged: training it again" in capsys.readouterr().out
     assert [run["kept"] for run in summary["runs"]] == [True, False]
+
+
+def test_a_seed_whose_model_is_gone_trains_again(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    (tmp_path / "out" / "seed-1" / "model.safetensors").unlink()
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 1]
+    assert "seed-1, its all_results.json or its model is damaged: training it again" in capsys.readouterr().out
+
+
+def test_a_rerun_that_leaves_out_seeds_of_the_series_is_refused(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    before = {path: path.read_bytes() for path in (tmp_path / "out").rglob("*") if path.is_file()}
+    line = error_of(classify.main, argv(tmp_path, "--seeds", "2"), capsys)
+    assert "holds a series of the seeds 1,2, and --seeds 2 leaves out seed-1; name them all" in line
+    assert {path: path.read_bytes() for path in (tmp_path / "out").rglob("*") if path.is_file()} == before
+    classify.main(argv(tmp_path, "--seeds", "1,2,3"))  # more seeds add to it
+    assert [method.training_args.seed for method in recorded.methods] == [1, 2, 3]
+
+
+def test_settings_are_not_averaged_as_figures():
+    assert final_metrics({"test_accuracy": 0.5, "split_seed": 7, "seed": 3}) == {"test_accuracy": 0.5}
 
 
 def test_a_seed_trained_with_other_flags_is_named_and_the_series_left_as_it_was(recorded, tmp_path, capsys):

@@ -33,7 +33,7 @@ from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.report.results import read_json
-from hf_finetune.core.run.ownership import read_json_object
+from hf_finetune.core.run.ownership import SERIES_MARKER, read_json_object
 from hf_finetune.core.run.series import copied_training_args, series_config, series_folder
 
 SUMMARY = "summary.json"
@@ -102,6 +102,7 @@ def run_seeds(method, run_one: Callable) -> dict:
                         f"not the checkpoint {args.resume_from_checkpoint}.")  # fmt: skip
     fixed_split_seed = series_split_seed(method)
     output_dir = Path(args.output_dir)
+    check_keeps_the_series_seeds(output_dir, seeds, overwrite)
     main_process = args.process_index == 0
     with series_folder(method, "seeds", [SEED_FOLDER.format(seed) for seed in seeds]) as shared_flags:
         config = {**{key: value for key, value in shared_flags.items() if key != "seed"}, "seeds": ",".join(map(str, seeds))}
@@ -128,7 +129,8 @@ def run_seeds(method, run_one: Callable) -> dict:
         for number, seed in enumerate(seeds, 1):
             folder = seed_folder(output_dir, seed)
             done = ("finished earlier, kept" if seed in kept else
-                    "its all_results.json is damaged: training it again" if seed in damaged else "training")  # fmt: skip
+                    "its all_results.json or its model is damaged: training it again" if seed in damaged else
+                    "training")  # fmt: skip
             logger.info(f"=== seed {seed} ({number} of {len(seeds)}): {folder}, {done} ===\n")
             if seed not in kept:
                 run_one(seed_method(method, seed, split_seeds[seed], overwrite=seed in damaged))
@@ -141,6 +143,23 @@ def run_seeds(method, run_one: Callable) -> dict:
             else:
                 summary = read_json(output_dir / SUMMARY)
     return summary
+
+
+def check_keeps_the_series_seeds(output_dir: Path, seeds: list[int], overwrite: bool) -> None:
+    """A rerun into a series names its seeds again (or more): fewer would leave the others' folders
+    behind, outside the series' config and summary."""
+    marker = read_json_object(output_dir / SERIES_MARKER)
+    runs = marker.get("runs") if marker is not None and marker.get("kind") == "seeds" else None
+    if overwrite or not isinstance(runs, list):
+        return
+    named = {SEED_FOLDER.format(seed) for seed in seeds}
+    dropped = [run for run in runs if run not in named and (output_dir / run).exists()]
+    if dropped:
+        earlier = ",".join(str(run).removeprefix("seed-") for run in runs)
+        raise UserError(f"--seeds: {output_dir} holds a series of the seeds {earlier}, and --seeds "
+                        f"{','.join(map(str, seeds))} leaves out {', '.join(map(str, dropped))}; name them all (more "
+                        f"seeds add to the series), pass --overwrite_output_dir to replace it, or choose another "
+                        f"--output_dir.")  # fmt: skip
 
 
 def series_split_seed(method) -> int | None:
@@ -161,8 +180,14 @@ def series_split_seed(method) -> int | None:
 
 
 def finished_results(folder: Path) -> dict | None:
-    """A finished run's all_results.json, or None when it is missing or damaged (cut off, not an object)."""
+    """A finished run's all_results.json, or None when it is missing or damaged (cut off, not an object)
+    or the model it saved is gone."""
+    if not any(next(folder.glob(pattern), None) for pattern in SAVED_WEIGHTS):
+        return None
     return read_json_object(folder / FINISHED_MARKER)
+
+
+SAVED_WEIGHTS = ("model.safetensors", "model-*.safetensors", "pytorch_model*.bin", "adapter_model.safetensors")
 
 
 def check_same_flags(folder: Path, config: dict, series: bool = False) -> None:
@@ -200,7 +225,11 @@ def final_metrics(results: dict) -> dict[str, float]:
     rows = results.get("methods")
     if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], dict):
         results = rows[0]
-    return {key: value for key, value in results.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {key: value for key, value in results.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in SETTINGS}  # fmt: skip
+
+
+SETTINGS = {"seed", "split_seed"}  # numbers in all_results.json that are settings, not figures to average
 
 
 def run_history(results: dict) -> list[dict]:
