@@ -357,6 +357,18 @@ def test_a_run_inside_another_runs_folder_is_refused(inside, extra, tmp_path, ca
     assert not (run / "sub").exists()
 
 
+def test_a_fresh_run_into_an_unfinished_runs_checkpoints_is_refused_unless_resuming_or_overwriting(tmp_path, capsys):
+    output = tmp_path / "out"
+    (output / "checkpoint-4").mkdir(parents=True)
+    (output / "config.yaml").write_text("learning_rate: 0.001\n")
+    line = refusal(classify.main, training_argv(tmp_path), capsys)
+    assert f"--output_dir: {output} holds the checkpoints of an unfinished run (newest checkpoint-4); continue " \
+           f"it with --resume_from_checkpoint auto" in line  # fmt: skip
+    for extra in (["--resume_from_checkpoint", "auto"], ["--overwrite_output_dir"]):  # past the guard, to the data
+        assert "--dataset: could not load" in refusal(classify.main, training_argv(tmp_path, *extra), capsys)
+    assert (output / "checkpoint-4").is_dir()
+
+
 def test_a_series_into_a_finished_single_run_is_refused_even_with_overwrite(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     atomic_write_json(tmp_path / "out" / FINISHED_MARKER, {"test_accuracy": 0.5})

@@ -18,7 +18,7 @@ from hf_finetune.core.run.ownership import SERIES_KINDS, folder_owner
 
 
 def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None = None,
-                     model: str | None = None) -> None:  # fmt: skip
+                     model: str | None = None, resuming: bool = False) -> None:  # fmt: skip
     """Refuse a run's folder that another command or series owns, the folder of the model the run
     loads (`model`), and the results of a finished run unless asked to replace them (run_lock has
     already refused a folder the run could not write in). `series`: the folder of the series this run
@@ -26,6 +26,11 @@ def guard_output_dir(output_dir: str, overwrite: bool, series: str | Path | None
     refuse_the_models_folder(output_dir, model)
     owner = folder_owner(output_dir)
     if owner is None:
+        checkpoints = sorted(Path(output_dir).glob("checkpoint-*"), key=lambda path: path.stat().st_mtime)
+        if checkpoints and not resuming and not overwrite:  # training from the start would replace them
+            raise UserError(f"--output_dir: {output_dir} holds the checkpoints of an unfinished run (newest "
+                            f"{checkpoints[-1].name}); continue it with --resume_from_checkpoint auto, pass "
+                            f"--overwrite_output_dir to train from the start, or choose another folder.")  # fmt: skip
         return
     if owner.kind == "inside run":
         raise UserError(f"--output_dir: {output_dir} is {owner.describe()}; a run there would mix its files with "

@@ -27,7 +27,13 @@ from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
 from hf_finetune.core.run.seeds import run_seeds
-from hf_finetune.core.run.training import check_checkpoint_fits, resolve_resume, run_identity, train_reliably
+from hf_finetune.core.run.training import (
+    NOT_RESUMING,
+    check_checkpoint_fits,
+    resolve_resume,
+    run_identity,
+    train_reliably,
+)
 
 __all__ = ["Method", "run"]
 
@@ -48,8 +54,9 @@ def run_locked(method: Method) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
-    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series,
-                     model_args.model_name_or_path)  # nor another's folder, nor the model it loads
+    resuming = args.resume_from_checkpoint not in NOT_RESUMING
+    guard_output_dir(args.output_dir, run_args.overwrite_output_dir, method.series, model_args.model_name_or_path,
+                     resuming)  # nor another's folder, nor the model it loads, nor an unfinished run's checkpoints
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.

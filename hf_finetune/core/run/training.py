@@ -63,12 +63,15 @@ class TrainingStopped(UserError):
         self.exit_code = exit_code
 
 
+NOT_RESUMING = (None, "", "false", "False", "no")  # --resume_from_checkpoint values that start from the beginning
+
+
 def resolve_resume(args: TrainingArguments) -> str | None:
     """Turn `--resume_from_checkpoint auto|PATH` into a complete checkpoint folder (or None: start fresh).
 
     The run skeleton calls it before anything loads and hands the answer to `train_reliably`."""
     value = args.resume_from_checkpoint
-    if value in (None, "", "false", "False", "no"):
+    if value in NOT_RESUMING:
         return None
     if value in ("auto", "true", "True", "latest"):
         folder = Path(args.output_dir)
