@@ -42,6 +42,7 @@ class RecordedRuns:
 
     def __init__(self):
         self.methods = []
+        self.data_comes_split = False  # True: the runs' data has its own splits, nothing is cut
 
     def __call__(self, method) -> dict:
         assert not hasattr(method, "ran"), "a seed's run got a method another run already used"
@@ -54,9 +55,12 @@ class RecordedRuns:
                              method.required_training_arguments())  # as a run does before its config.yaml
         (Path(folder) / "config.yaml").write_text(yaml.safe_dump(method.config(), sort_keys=False))
         (Path(folder) / "model.safetensors").write_bytes(b"weights")
+        options = next((item for item in method.options if hasattr(item, "split_seed")), None)
+        drawn = {"split_seed": options.split_seed} if options is not None and options.split_seed is not None and \
+            not self.data_comes_split else {}  # a run records the seed it cut its split with  # fmt: skip
         history = [{"step": step, "epoch": step / 2, "examples_seen": step * 4, "train_loss": 1.0 / (seed + step),
                     "eval_validation_accuracy": 0.5 + step / 10} for step in (1, 2)]  # fmt: skip
-        atomic_write_json(f"{folder}/{FINISHED_MARKER}", {**figures_of(seed), "label_names": ["ham", "spam"],
+        atomic_write_json(f"{folder}/{FINISHED_MARKER}", {**figures_of(seed), **drawn, "label_names": ["ham", "spam"],
                                                            "history": history})  # fmt: skip
         return figures_of(seed)
 
@@ -229,6 +233,14 @@ def test_every_seed_cuts_one_split_with_the_split_seed_or_the_seed(recorded, tmp
     assert yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())["split_seed"] == 9
     classify.main(argv(tmp_path, "--seeds", "3,1", "--split_seed", "5", "--output_dir", str(tmp_path / "fixed")))
     assert split_seeds_of(recorded)[2:] == [5, 5]
+
+
+def test_a_series_on_data_that_comes_split_says_so_not_that_a_seed_cut_it(recorded, tmp_path):
+    recorded.data_comes_split = True
+    summary = classify.main(argv(tmp_path, "--seeds", "3,1", "--seeds_vary_split"))
+    assert summary["seeds_vary_split"] is False and summary["split_seed"] is None
+    report = (tmp_path / "out" / "summary.md").read_text()
+    assert "the data comes split (its own train, validation and test)" in report and "cut its own" not in report
 
 
 def test_seeds_vary_split_cuts_each_seeds_split_with_the_seed(recorded, tmp_path):

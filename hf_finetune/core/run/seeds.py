@@ -262,8 +262,12 @@ def read_results(folder: Path) -> dict:
     return read_json(folder / FINISHED_MARKER)
 
 
-def split_line(config: dict) -> str | None:
-    """How the series' runs split their data, from its config.yaml (None: no split drawn at random)."""
+def split_line(config: dict, drawn: bool = True) -> str | None:
+    """How the series' runs split their data, from its config.yaml (None: no split drawn at random);
+    `drawn`: whether the runs cut a split at all (data that comes split has its own)."""
+    if not drawn and "split_seed" in config:
+        return ("the data comes split (its own train, validation and test): every seed trains and is tested on the "
+                "same texts")
     if config.get("seeds_vary_split"):
         return "each seed cut its own data split (--seeds_vary_split): the spread is the split's and the training's"
     if config.get("split_seed") is not None:
@@ -287,9 +291,11 @@ def write_summary(output_dir: Path, seeds: list[int], kept: list[int], config: d
     }
     if "label_names" in results[seeds[0]]:
         summary["label_names"] = results[seeds[0]]["label_names"]
-    split = split_line(config)
+    drawn = any("split_seed" in result for result in results.values())  # the runs record the seed they cut with
+    split = split_line(config, drawn)
     if split is not None:
-        summary.update(split_seed=config.get("split_seed"), seeds_vary_split=bool(config.get("seeds_vary_split")))
+        summary.update(split_seed=config.get("split_seed") if drawn else None,
+                       seeds_vary_split=drawn and bool(config.get("seeds_vary_split")))  # fmt: skip
     histories = {seed: run_history(result) for seed, result in results.items()}
     plots = plot_seed_curves(output_dir, histories, examples_per_epoch(histories[seeds[0]], metrics[seeds[0]]))
     runs = "\n".join(
