@@ -27,10 +27,12 @@ from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.report.results import checked_results, checked_summary
-from hf_finetune.core.run.ownership import run_folder_above
+from hf_finetune.core.report.results import SETTINGS, checked_results, checked_summary
+from hf_finetune.core.run.checkpoints import TRAINER_STATE
+from hf_finetune.core.run.ownership import run_folder_above, series_kind
 from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
 from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+from hf_finetune.predict import is_trained_run
 
 
 @dataclass
@@ -88,7 +90,14 @@ def unfinished(folder: Path) -> UserError:
     if any(path.is_dir() for path in folder.glob("seed-*")):
         return UserError(f"{folder} is a --seeds run that has not finished (no {SUMMARY}); run its command again, "
                          f"which keeps the seeds that finished.")  # fmt: skip
+    if folder.name.startswith("checkpoint-") and (folder / TRAINER_STATE).is_file():
+        run = f"pass its run's folder, {folder.parent}" if (folder.parent / FINISHED_MARKER).is_file() else \
+            f"its run in {folder.parent} has not finished"  # fmt: skip
+        return UserError(f"{folder} is a checkpoint, which has no results of its own; {run}.")
     require_saved_run(folder)  # raises the sentence for checkpoints only, an unfinished save, no run at all
+    if not is_trained_run(folder):
+        return UserError(f"{folder} holds a model that no run of hf-finetune trained (no {CONFIG} nor "
+                         f"{FINISHED_MARKER}), not a run; pass the --output_dir of finished runs.")  # fmt: skip
     return UserError(f"{folder} holds a saved model but no {FINISHED_MARKER}: its run did not finish writing its "
                      f"results (or it is one method of a chat --compare run); train it again.")  # fmt: skip
 
@@ -104,7 +113,7 @@ def load_run(folder: Path, name: str) -> ComparedRun:
         results = [checked_results(run_folder / FINISHED_MARKER) for run_folder in run_folders]
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
-                   for key, figures in summary["metrics"].items()}  # fmt: skip
+                   for key, figures in summary["metrics"].items() if key not in SETTINGS}  # fmt: skip
         config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
         return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
@@ -114,7 +123,8 @@ def load_run(folder: Path, name: str) -> ComparedRun:
     if isinstance(rows, list) and len(rows) > 1:
         raise UserError(f"{folder} holds {len(rows)} chat loss methods (--compare), compared in its comparison.md; "
                         f"pass runs of one method.")  # fmt: skip
-    metrics = {key: {"mean": value, "std": None, "n": 1} for key, value in final_metrics(results).items()}
+    metrics = {key: {"mean": value, "std": None, "n": 1} for key, value in final_metrics(results).items()
+               if key not in SETTINGS}  # a setting (the split's seed) is in the flags that differ, not a figure
     return ComparedRun(folder, name, read_config(folder), metrics, None, [folder], [results])
 
 
@@ -271,8 +281,10 @@ def check_output_folder(output: Path, folders: list[Path]) -> None:
     inside = run_folder_above(output)
     if inside is not None:
         where = "is" if inside == output.absolute() else f"is inside {inside}, which is"
-        raise UserError(f"--output: {output} {where} the folder of a run or series, whose files compare would replace "
-                        f"or mix with its own; choose a folder outside every run.")  # fmt: skip
+        what = "the folder of a run or series" if series_kind(inside) or is_trained_run(inside) or \
+            any(inside.glob("checkpoint-*")) else "a model's folder"  # fmt: skip
+        raise UserError(f"--output: {output} {where} {what}, whose files compare would replace or mix with its own; "
+                        f"choose a folder outside every run and model.")  # fmt: skip
     check_writable_folder(output, "--output")
 
 
