@@ -14,6 +14,7 @@ datasets or label sets are refused.
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,8 @@ import yaml
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.saved_runs import require_saved_run
-from hf_finetune.core.parsing import ToolParser
+from hf_finetune.core.model.saved_runs import is_adapter_run, require_saved_run
+from hf_finetune.core.parsing import ToolParser, check_text_tokens
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
@@ -94,7 +95,10 @@ def unfinished(folder: Path) -> UserError:
         run = f"pass its run's folder, {folder.parent}" if (folder.parent / FINISHED_MARKER).is_file() else \
             f"its run in {folder.parent} has not finished"  # fmt: skip
         return UserError(f"{folder} is a checkpoint, which has no results of its own; {run}.")
-    require_saved_run(folder)  # raises the sentence for checkpoints only, an unfinished save, no run at all
+    if not ((folder / "config.json").is_file() or is_adapter_run(folder)) and any(folder.glob("checkpoint-*")):
+        return UserError(f"{folder} holds checkpoints but no final model: its run did not finish; resume it with the "
+                         f"same --output_dir, then compare it.")  # fmt: skip
+    require_saved_run(folder)  # raises the sentence for an unfinished save, a damaged config, no run at all
     if not is_trained_run(folder):
         return UserError(f"{folder} holds a model that no run of hf-finetune trained (no {CONFIG} nor "
                          f"{FINISHED_MARKER}), not a run; pass the --output_dir of finished runs.")  # fmt: skip
@@ -293,7 +297,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
     parser.add_argument("--output", type=Path, metavar="DIR", help="write compare.md, compare.json and the curves here")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(token) for token in argv]
+    check_text_tokens(argv)
+    args = parser.parse_intermixed_args(argv)  # runs before and after the flags (`A --output DIR B`)
     folders = [Path(run) for run in args.runs]
     if len(folders) < 2:
         raise UserError(f"compare needs two or more run folders; only {folders[0]} was given.")
