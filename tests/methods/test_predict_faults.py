@@ -147,3 +147,33 @@ def test_generate_says_when_the_context_cuts_the_answer(short_context_model, cap
            "fewer than --max_new_tokens 99999999999." in err  # fmt: skip
     _, err = finished(generate.main, [short_context_model, "--instruction", "Say hi.", "--max_new_tokens", "3"], capsys)
     assert "note:" not in err
+
+
+@pytest.fixture(scope="module")
+def head_model(tmp_path_factory, tiny_gpt2) -> Path:
+    """tiny_gpt2 as a two-class sequence classifier (bad, good), saved once."""
+    from transformers import AutoModelForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("models") / "head"
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2, id2label={0: "bad", 1: "good"},
+                                                               pad_token_id=50256)  # fmt: skip
+    model.save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_gpt2 / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("id2label", [None, {"0": 5, "1": "good"}, {"0": "bad", "2": "good"}, {"0": "", "1": "good"}])
+def test_a_head_runs_damaged_label_names_name_the_file_and_key(id2label, head_model, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(head_model, run)
+    (run / "config.yaml").write_text("method: head\n")
+    config = json.loads((run / "config.json").read_text())
+    out, _ = finished(predict.main, [run, "a fine film"], capsys)
+    assert out.split("\t")[0] in ("bad", "good")
+    config.pop("label2id", None)
+    config["id2label"] = id2label
+    (run / "config.json").write_text(json.dumps({key: value for key, value in config.items() if value is not None}))
+    line = refusal(predict.main, [run, "a fine film"], capsys)
+    assert line.startswith(f"error: {run / 'config.json'}, key 'id2label': {id2label!r} is not a name for each of "
+                           f"the model's 2 classes (0 to 1)"), line  # fmt: skip
