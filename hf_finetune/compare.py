@@ -295,11 +295,15 @@ def check_output_folder(output: Path, folders: list[Path]) -> None:
 def main(argv: list[str] | None = None) -> dict:
     parser = ToolParser("python -m hf_finetune.compare", __doc__)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
-    parser.add_argument("--output", type=Path, metavar="DIR", help="write compare.md, compare.json and the curves here")
+    parser.add_argument("--output", metavar="DIR", help="write compare.md, compare.json and the curves here")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     argv = sys.argv[1:] if argv is None else [str(token) for token in argv]
     check_text_tokens(argv)
     args = parser.parse_intermixed_args(argv)  # runs before and after the flags (`A --output DIR B`)
+    for value, what in [*((run, "a run folder") for run in args.runs), (args.output, "--output")]:
+        if value is not None and not value.strip():  # Path("") is the current folder
+            raise UserError(f"{what} is empty; name a folder.")
+    args.output = None if args.output is None else Path(args.output)
     folders = [Path(run) for run in args.runs]
     if len(folders) < 2:
         raise UserError(f"compare needs two or more run folders; only {folders[0]} was given.")

@@ -302,3 +302,13 @@ def test_runs_may_follow_the_flags(tmp_path, capsys):
     data, _ = compared([first, "--output", tmp_path / "cmp", second], capsys)
     assert [run["folder"] for run in data["runs"]] == [str(first), str(second)]
     assert (tmp_path / "cmp" / "compare.md").is_file()
+
+
+@pytest.mark.parametrize("empty, what", [(["--output", ""], "--output"), (["--output", " "], "--output"),
+                                         ([""], "a run folder")])  # fmt: skip
+def test_an_empty_folder_value_is_refused_not_read_as_the_current_folder(empty, what, tmp_path, capsys, monkeypatch):
+    first, second = finished_run(tmp_path / "a", ["spam"] * 4), finished_run(tmp_path / "b", ["ham"] * 4)
+    monkeypatch.chdir(tmp_path)
+    line = refusal([first, second, *empty], capsys)
+    assert line == f"error: {what} is empty; name a folder."
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b"]
