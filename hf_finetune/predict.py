@@ -75,6 +75,8 @@ def is_trained_run(folder: Path) -> bool:
 
 def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
     """The run folder and its kind, or one sentence naming the tool that fits it."""
+    if not str(run_dir).strip():  # Path("") is the current folder
+        raise UserError("the run folder is empty; pass the --output_dir of a finished run.")
     run_dir = require_saved_run(run_dir)
     kind = run_kind(run_dir)
     if kind not in kinds:

@@ -177,3 +177,10 @@ def test_a_head_runs_damaged_label_names_name_the_file_and_key(id2label, head_mo
     line = refusal(predict.main, [run, "a fine film"], capsys)
     assert line.startswith(f"error: {run / 'config.json'}, key 'id2label': {id2label!r} is not a name for each of "
                            f"the model's 2 classes (0 to 1)"), line  # fmt: skip
+
+
+@pytest.mark.parametrize("main, extra", [(predict.main, ["a fine film"]), (generate.main, ["--instruction", "Hi."])])
+def test_an_empty_run_folder_is_refused_not_read_as_the_current_folder(main, extra, tiny_gpt2, capsys, monkeypatch):
+    monkeypatch.chdir(tiny_gpt2)  # a model folder: read as the run, it would be used
+    line = refusal(main, ["", *extra], capsys)
+    assert line == "error: the run folder is empty; pass the --output_dir of a finished run."
