@@ -104,12 +104,16 @@ def read_texts(texts: list[str], file: str | None, what: str = "text to classify
         raise UserError(f"--file {file} and {len(texts)} text(s) on the command line: give the texts one way, not both.")
     if file:
         path = Path(file)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"--file: {file} does not exist.")
-        try:
+        if path.is_dir():
+            raise UserError(f"--file: {file} is a folder; pass a text file with one text per line.")
+        try:  # a file or anything that reads as one (/dev/null, a named pipe)
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as error:
             raise UserError(f"--file: {file} is not UTF-8 (byte {error.start}).") from None
+        except OSError as error:
+            raise UserError(f"--file: {file} cannot be read ({error.strerror}).") from None
     elif texts and texts != ["-"]:
         lines = texts
     else:

@@ -184,3 +184,12 @@ def test_an_empty_run_folder_is_refused_not_read_as_the_current_folder(main, ext
     monkeypatch.chdir(tiny_gpt2)  # a model folder: read as the run, it would be used
     line = refusal(main, ["", *extra], capsys)
     assert line == "error: the run folder is empty; pass the --output_dir of a finished run."
+
+
+@pytest.mark.parametrize("file, words", [("folder", "is a folder; pass a text file with one text per line."),
+                                         ("/dev/null", "error: there is no non-empty text to classify.")])  # fmt: skip
+def test_a_file_of_texts_that_is_a_folder_or_empty_is_named_as_such(file, words, tiny_gpt2, tmp_path, capsys):
+    run = label_token_run(tiny_gpt2, tmp_path / "run")
+    (tmp_path / "folder").mkdir()
+    line = refusal(predict.main, [run, "--file", tmp_path / file if file == "folder" else file], capsys)
+    assert words in line and "does not exist" not in line, line
