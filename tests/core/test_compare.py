@@ -265,6 +265,8 @@ def test_an_output_folder_that_is_a_model_is_named_as_one(tmp_path, capsys):
         ({"test_accuracy": 7.5}, "its test_accuracy is 7.5, outside [0, 1]"),
         ({"eval_f1": -0.1}, "its eval_f1 is -0.1, outside [0, 1]"),
         ({"train_loss": float("inf")}, "its train_loss is inf, not a finite number"),
+        ({"test_accuracy": "0.7"}, "its test_accuracy is '0.7', not a number"),  # else left out of the table unseen
+        ({"eval_loss": [1.0]}, "its eval_loss is [1.0], not a number"),
     ],
 )
 def test_a_figure_out_of_its_range_names_the_file_and_key(figures, words, tmp_path, capsys):

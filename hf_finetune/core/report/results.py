@@ -38,11 +38,17 @@ def figures(results: dict) -> dict[str, float]:
     return {key: value for key, value in results.items() if is_number(value) and key not in SETTINGS}
 
 
-def figure_out_of_range(key: str, value: float) -> str | None:
+def is_fraction(key: str) -> bool:
+    return key == "accuracy" or key.endswith(tuple(f"_{name}" for name in FRACTIONS))
+
+
+def figure_out_of_range(key: str, value) -> str | None:
     """Why `value` cannot be the figure `key` (None: it can)."""
+    if not is_number(value):
+        return f"its {key} is {value!r}, not a number"
     if not math.isfinite(value):
         return f"its {key} is {value}, not a finite number"
-    if (key == "accuracy" or key.endswith(tuple(f"_{name}" for name in FRACTIONS))) and not 0 <= value <= 1:
+    if is_fraction(key) and not 0 <= value <= 1:
         return f"its {key} is {value}, outside [0, 1]"
     return None
 
@@ -55,7 +61,9 @@ def checked_results(path: Path) -> dict:
         raise damaged(path, f"{type(results).__name__}, not an object")
     rows = results.get("methods")  # a chat run's figures are per loss method
     for row in [results, *(row for row in rows if isinstance(row, dict))] if isinstance(rows, list) else [results]:
-        for key, value in figures(row).items():
+        named = {key: value for key, value in row.items() if value is not None and (is_fraction(key) or
+                 key.endswith(("_loss", "_nll")))}  # figures by their name: a text there would be left out unseen
+        for key, value in {**figures(row), **named}.items():
             if why := figure_out_of_range(key, value):
                 raise damaged(path, why)
     names = results.get("label_names")
