@@ -14,6 +14,7 @@ datasets or label sets are refused.
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,15 +23,17 @@ import yaml
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.saved_runs import require_saved_run
-from hf_finetune.core.parsing import ToolParser
+from hf_finetune.core.model.saved_runs import is_adapter_run, require_saved_run
+from hf_finetune.core.parsing import ToolParser, check_text_tokens
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.report.results import checked_results, checked_summary
-from hf_finetune.core.run.ownership import run_folder_above
+from hf_finetune.core.report.results import SETTINGS, checked_results, checked_summary
+from hf_finetune.core.run.checkpoints import TRAINER_STATE
+from hf_finetune.core.run.ownership import run_folder_above, series_kind
 from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
 from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+from hf_finetune.predict import is_trained_run
 
 
 @dataclass
@@ -88,7 +91,17 @@ def unfinished(folder: Path) -> UserError:
     if any(path.is_dir() for path in folder.glob("seed-*")):
         return UserError(f"{folder} is a --seeds run that has not finished (no {SUMMARY}); run its command again, "
                          f"which keeps the seeds that finished.")  # fmt: skip
-    require_saved_run(folder)  # raises the sentence for checkpoints only, an unfinished save, no run at all
+    if folder.name.startswith("checkpoint-") and (folder / TRAINER_STATE).is_file():
+        run = f"pass its run's folder, {folder.parent}" if (folder.parent / FINISHED_MARKER).is_file() else \
+            f"its run in {folder.parent} has not finished"  # fmt: skip
+        return UserError(f"{folder} is a checkpoint, which has no results of its own; {run}.")
+    if not ((folder / "config.json").is_file() or is_adapter_run(folder)) and any(folder.glob("checkpoint-*")):
+        return UserError(f"{folder} holds checkpoints but no final model: its run did not finish; resume it with the "
+                         f"same --output_dir, then compare it.")  # fmt: skip
+    require_saved_run(folder)  # raises the sentence for an unfinished save, a damaged config, no run at all
+    if not is_trained_run(folder):
+        return UserError(f"{folder} holds a model that no run of hf-finetune trained (no {CONFIG} nor "
+                         f"{FINISHED_MARKER}), not a run; pass the --output_dir of finished runs.")  # fmt: skip
     return UserError(f"{folder} holds a saved model but no {FINISHED_MARKER}: its run did not finish writing its "
                      f"results (or it is one method of a chat --compare run); train it again.")  # fmt: skip
 
@@ -104,7 +117,7 @@ def load_run(folder: Path, name: str) -> ComparedRun:
         results = [checked_results(run_folder / FINISHED_MARKER) for run_folder in run_folders]
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
-                   for key, figures in summary["metrics"].items()}  # fmt: skip
+                   for key, figures in summary["metrics"].items() if key not in SETTINGS}  # fmt: skip
         config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
         return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
@@ -114,7 +127,8 @@ def load_run(folder: Path, name: str) -> ComparedRun:
     if isinstance(rows, list) and len(rows) > 1:
         raise UserError(f"{folder} holds {len(rows)} chat loss methods (--compare), compared in its comparison.md; "
                         f"pass runs of one method.")  # fmt: skip
-    metrics = {key: {"mean": value, "std": None, "n": 1} for key, value in final_metrics(results).items()}
+    metrics = {key: {"mean": value, "std": None, "n": 1} for key, value in final_metrics(results).items()
+               if key not in SETTINGS}  # a setting (the split's seed) is in the flags that differ, not a figure
     return ComparedRun(folder, name, read_config(folder), metrics, None, [folder], [results])
 
 
@@ -271,17 +285,25 @@ def check_output_folder(output: Path, folders: list[Path]) -> None:
     inside = run_folder_above(output)
     if inside is not None:
         where = "is" if inside == output.absolute() else f"is inside {inside}, which is"
-        raise UserError(f"--output: {output} {where} the folder of a run or series, whose files compare would replace "
-                        f"or mix with its own; choose a folder outside every run.")  # fmt: skip
+        what = "the folder of a run or series" if series_kind(inside) or is_trained_run(inside) or \
+            any(inside.glob("checkpoint-*")) else "a model's folder"  # fmt: skip
+        raise UserError(f"--output: {output} {where} {what}, whose files compare would replace or mix with its own; "
+                        f"choose a folder outside every run and model.")  # fmt: skip
     check_writable_folder(output, "--output")
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = ToolParser("python -m hf_finetune.compare", __doc__)
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="finished runs' or --seeds runs' --output_dir")
-    parser.add_argument("--output", type=Path, metavar="DIR", help="write compare.md, compare.json and the curves here")
+    parser.add_argument("--output", metavar="DIR", help="write compare.md, compare.json and the curves here")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(token) for token in argv]
+    check_text_tokens(argv)
+    args = parser.parse_intermixed_args(argv)  # runs before and after the flags (`A --output DIR B`)
+    for value, what in [*((run, "a run folder") for run in args.runs), (args.output, "--output")]:
+        if value is not None and not value.strip():  # Path("") is the current folder
+            raise UserError(f"{what} is empty; name a folder.")
+    args.output = None if args.output is None else Path(args.output)
     folders = [Path(run) for run in args.runs]
     if len(folders) < 2:
         raise UserError(f"compare needs two or more run folders; only {folders[0]} was given.")

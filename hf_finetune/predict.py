@@ -18,7 +18,9 @@ from typing import Callable
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from hf_finetune.core.parsing import ToolParser
+from hf_finetune.core.report.files import FINISHED_MARKER
 from hf_finetune.core.run.checkpoints import TRAINER_STATE
+from hf_finetune.core.run.seeds import CONFIG
 from hf_finetune.core.run.training import RunIdentity
 from hf_finetune.methods.classify.head.predict import head_predictor
 from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
@@ -66,12 +68,25 @@ def saved_method(checkpoint: Path) -> str:
         return ""
 
 
+def is_trained_run(folder: Path) -> bool:
+    """Whether a run wrote `folder` (its flags, its results, or a checkpoint's trainer state), not only a model."""
+    return any((folder / name).is_file() for name in (CONFIG, FINISHED_MARKER, TRAINER_STATE))
+
+
 def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
     """The run folder and its kind, or one sentence naming the tool that fits it."""
+    if not str(run_dir).strip():  # Path("") is the current folder
+        raise UserError("the run folder is empty; pass the --output_dir of a finished run.")
     run_dir = require_saved_run(run_dir)
     kind = run_kind(run_dir)
     if kind not in kinds:
         what, right_tool = RUN_KINDS[kind]
+        if not is_trained_run(run_dir):  # a model written by tiny or copied from the Hub: no method trained it
+            wanted = " or ".join(RUN_KINDS[name][0] for name in kinds)
+            model = ", ".join(architectures(run_dir)) if (run_dir / "config.json").is_file() else "LoRA adapter"
+            raise UserError(f"{run_dir} holds a model ({model}) that no run of hf-finetune trained (it has no "
+                            f"{CONFIG} nor {FINISHED_MARKER}), not {wanted}; {tool} needs the --output_dir of such "
+                            f"a finished run: train one with --model_name_or_path {run_dir}.")  # fmt: skip
         raise UserError(f"{run_dir} holds {what}, which {tool} cannot use; use {right_tool} {run_dir}.")
     return run_dir, kind
 
@@ -85,14 +100,20 @@ def load_predictor(run_dir: str | Path) -> Predictor:
 
 
 def read_texts(texts: list[str], file: str | None, what: str = "text to classify") -> list[str]:
+    if file and texts:
+        raise UserError(f"--file {file} and {len(texts)} text(s) on the command line: give the texts one way, not both.")
     if file:
         path = Path(file)
-        if not path.is_file():
+        if not path.exists():
             raise UserError(f"--file: {file} does not exist.")
-        try:
+        if path.is_dir():
+            raise UserError(f"--file: {file} is a folder; pass a text file with one text per line.")
+        try:  # a file or anything that reads as one (/dev/null, a named pipe)
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as error:
             raise UserError(f"--file: {file} is not UTF-8 (byte {error.start}).") from None
+        except OSError as error:
+            raise UserError(f"--file: {file} cannot be read ({error.strerror}).") from None
     elif texts and texts != ["-"]:
         lines = texts
     else:
@@ -110,6 +131,17 @@ def read_texts(texts: list[str], file: str | None, what: str = "text to classify
     return lines
 
 
+def check_text_arguments(argv: list[str], texts: list[str]) -> None:
+    """Texts given as arguments are UTF-8 (Python keeps bytes that are not as lone surrogates), each
+    named by its place on the command line, wherever the flags stand."""
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UserError(f"argument {argv.index(text) + 1} is not UTF-8 text (a text to classify that holds bytes "
+                            f"the terminal could not decode); write it in UTF-8.") from None  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = ToolParser("python -m hf_finetune.predict", __doc__)
     parser.add_argument("run_dir", help="the output folder of a finished run")
@@ -117,7 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--file", metavar="PATH", help="a UTF-8 file with one text per line")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else [str(token) for token in argv]
+    args = parser.parse_intermixed_args(argv)  # texts before or after the flags (`RUN --json TEXT`)
+    check_text_arguments(argv, args.texts)
 
     texts = read_texts(args.texts, args.file)
     predictor = load_predictor(args.run_dir)

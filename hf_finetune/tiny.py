@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
 
+from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.core.model.trainable import count_parameters
@@ -61,15 +62,19 @@ def check_shape(layers: int, width: int, heads: int, context: int, vocab_size: i
             raise UserError(f"{flag}: {value} must be 1 or more.")
     if width % heads:
         raise UserError(f"--width {width} must be a multiple of --heads {heads}.")
-    parameters = 12 * layers * width * width + (vocab_size + context) * width  # blocks, embeddings
+    blocks, embeddings = 12 * layers * width * width, (vocab_size + context) * width
+    parameters = blocks + embeddings
     try:
         free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
     if 4 * parameters > free:
-        raise UserError(f"--layers {layers} --width {width} make about {parameters:.3g} parameters "
-                        f"({4 * parameters / 2**30:.1f} GiB), more than the {free / 2**30:.1f} GiB of free memory; "
-                        f"choose a smaller shape.")  # fmt: skip
+        # Name the flags that make the size: the blocks' shape, or the embeddings' rows (positions, vocabulary).
+        rows = "--context" if context >= vocab_size else "--vocab_size"
+        flags = f"--layers {layers} --width {width}" if blocks >= embeddings else \
+            f"{rows} {context if rows == '--context' else vocab_size} with --width {width}"  # fmt: skip
+        raise UserError(f"{flags} make about {parameters:.3g} parameters ({4 * parameters / 2**30:.1f} GiB), more "
+                        f"than the {free / 2**30:.1f} GiB of free memory; choose a smaller shape.")  # fmt: skip
 
 
 def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):
@@ -83,9 +88,18 @@ def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, conte
     return AutoModelForCausalLM.from_config(config)
 
 
-def write_model(model, tokenizer, output: Path, overwrite: bool) -> None:
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise UserError(f"--output: {output} already exists and is not empty; pass --overwrite to replace it.")
+def check_output(output: str, overwrite: bool) -> Path:
+    """--output: a folder path (not empty, not a file) that is new, empty, or replaced with --overwrite."""
+    if not output.strip():
+        raise UserError("--output: the value is empty; name the folder to write the model to.")
+    folder = Path(output)
+    check_writable_folder(folder, "--output")
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise UserError(f"--output: {folder} already exists and is not empty; pass --overwrite to replace it.")
+    return folder
+
+
+def write_model(model, tokenizer, output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
     try:
@@ -111,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     source.add_argument("--train_tokenizer_on", nargs="+", metavar="FILE", help="learn a BPE tokenizer from text")
     parser.add_argument("--vocab_size", type=int, default=2000, help="size of the learned tokenizer's vocabulary")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--output", required=True, type=Path, help="the folder to write (model and tokenizer)")
+    parser.add_argument("--output", required=True, help="the folder to write (model and tokenizer)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --output folder")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
@@ -121,16 +135,17 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= args.seed < 2**32:
         raise UserError(f"--seed: {args.seed} must be between 0 and 2**32 - 1.")
     check_shape(layers, width, heads, args.context, args.vocab_size)
+    output = check_output(args.output, args.overwrite)
     torch.manual_seed(args.seed)
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer, flag="--tokenizer")
     else:
         tokenizer = train_tokenizer(args.train_tokenizer_on, args.vocab_size, args.arch)
     model = build_model(args.arch, tokenizer, layers, width, heads, args.context)
-    write_model(model, tokenizer, args.output, args.overwrite)
+    write_model(model, tokenizer, output)
     _, total = count_parameters(model)
     summary = {"arch": args.arch, "layers": model.config.num_hidden_layers, "width": model.config.hidden_size,
-               "vocab": len(tokenizer), "parameters": total, "output": str(args.output)}
+               "vocab": len(tokenizer), "parameters": total, "output": str(output)}
     print(json.dumps(summary))
 
 

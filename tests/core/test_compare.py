@@ -161,6 +161,19 @@ def model_without_results(folder: Path) -> Path:
     return folder
 
 
+def run_without_results(folder: Path) -> Path:
+    model_without_results(folder)
+    (folder / "config.yaml").write_text("dataset: messages.csv\n")
+    return folder
+
+
+def checkpoint_of_a_finished_run(folder: Path) -> Path:
+    finished_run(folder)
+    (folder / "checkpoint-2").mkdir()
+    (folder / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    return folder / "checkpoint-2"
+
+
 def a_file(folder: Path) -> Path:
     folder.write_text("not a folder")
     return folder
@@ -180,7 +193,9 @@ def chat_comparison(folder: Path) -> Path:
         (a_file, "is a file"),
         (unfinished_seeds, "is a --seeds run that has not finished (no summary.json); run its command again"),
         (checkpoints_only, "holds checkpoints but no final model"),
-        (model_without_results, "holds a saved model but no all_results.json"),
+        (run_without_results, "holds a saved model but no all_results.json"),
+        (model_without_results, "holds a model that no run of hf-finetune trained (no config.yaml nor all_results.json"),
+        (checkpoint_of_a_finished_run, "is a checkpoint, which has no results of its own; pass its run's folder"),
         (chat_comparison, "holds 2 chat loss methods (--compare)"),
     ],
 )
@@ -188,7 +203,9 @@ def test_a_folder_that_is_no_finished_run_is_one_sentence(make, words, tmp_path,
     good = finished_run(tmp_path / "good", ["spam"] * 4)
     bad = make(tmp_path / "bad")
     line = refusal([good, bad, "--output", tmp_path / "cmp"], capsys)
-    assert str(bad) in line and words in line
+    assert str(bad) in line and words in line, line
+    if make in (model_without_results, checkpoint_of_a_finished_run):
+        assert "did not finish" not in line
     assert not (tmp_path / "cmp").exists()
 
 
@@ -229,3 +246,71 @@ def test_compare_says_whether_a_series_seeds_shared_one_split(split, described, 
     single = finished_run(tmp_path / "single", ["spam", "ham", "spam", "ham"])
     _, out = compared([seeded, single], capsys)
     assert f"- seeded: {seeded}, 2 seeds (1, 2), {described}" in out and note in out
+
+
+def test_an_output_folder_that_is_a_model_is_named_as_one(tmp_path, capsys):
+    first, second = finished_run(tmp_path / "a", ["spam"] * 4), finished_run(tmp_path / "b", ["ham"] * 4)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights")
+    line = refusal([first, second, "--output", model], capsys)
+    assert f"--output: {model} is a model's folder, whose files compare would replace" in line
+    assert sorted(path.name for path in model.iterdir()) == ["model.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "figures, words",
+    [
+        ({"test_accuracy": float("nan")}, "its test_accuracy is nan, not a finite number"),
+        ({"test_accuracy": 7.5}, "its test_accuracy is 7.5, outside [0, 1]"),
+        ({"eval_f1": -0.1}, "its eval_f1 is -0.1, outside [0, 1]"),
+        ({"train_loss": float("inf")}, "its train_loss is inf, not a finite number"),
+        ({"test_accuracy": "0.7"}, "its test_accuracy is '0.7', not a number"),  # else left out of the table unseen
+        ({"eval_loss": [1.0]}, "its eval_loss is [1.0], not a number"),
+    ],
+)
+def test_a_figure_out_of_its_range_names_the_file_and_key(figures, words, tmp_path, capsys):
+    good = finished_run(tmp_path / "good", ["spam"] * 4)
+    bad = finished_run(tmp_path / "bad", ["spam"] * 4, **figures)
+    line = refusal([good, bad], capsys)
+    assert f"{bad / FINISHED_MARKER} is damaged ({words})" in line, line
+
+
+@pytest.mark.parametrize("figure", [{"mean": float("nan"), "std": 0.1}, {"mean": 1.5, "std": 0.1},
+                                    {"mean": 0.5, "std": float("inf")}])  # fmt: skip
+def test_a_series_figure_out_of_its_range_names_the_summary(figure, tmp_path, capsys):
+    seeded = seeds_run(tmp_path / "seeded", [0.5, 0.7], [["spam", "ham", "spam", "ham"]] * 2)
+    summary = json.loads((seeded / "summary.json").read_text())
+    summary["metrics"]["test_accuracy"] = figure
+    (seeded / "summary.json").write_text(json.dumps(summary))
+    line = refusal([seeded, finished_run(tmp_path / "single", ["spam"] * 4)], capsys)
+    assert f"{seeded / 'summary.json'} is damaged (" in line and "test_accuracy" in line, line
+
+
+def test_the_split_seed_is_a_setting_not_a_figure_to_average(tmp_path, capsys):
+    seeded = seeds_run(tmp_path / "seeded", [0.5, 0.7], [["spam", "ham", "spam", "ham"]] * 2,
+                       split="0.7,0.1,0.2", split_seed=3, seeds_vary_split=False)
+    summary = json.loads((seeded / "summary.json").read_text())  # as a series of an older version wrote it
+    summary["metrics"]["split_seed"] = {"mean": 1.5, "std": 0.7071, "min": 1, "max": 2}
+    (seeded / "summary.json").write_text(json.dumps(summary))
+    single = finished_run(tmp_path / "single", ["spam"] * 4, split_seed=42)
+    data, out = compared([seeded, single], capsys)
+    assert "split_seed" not in data["metrics"] and "| split_seed |" not in out.split("## Final metrics")[1]
+    assert "test_accuracy" in data["metrics"]
+
+
+def test_runs_may_follow_the_flags(tmp_path, capsys):
+    first, second = finished_run(tmp_path / "a", ["spam"] * 4), finished_run(tmp_path / "b", ["ham"] * 4)
+    data, _ = compared([first, "--output", tmp_path / "cmp", second], capsys)
+    assert [run["folder"] for run in data["runs"]] == [str(first), str(second)]
+    assert (tmp_path / "cmp" / "compare.md").is_file()
+
+
+@pytest.mark.parametrize("empty, what", [(["--output", ""], "--output"), (["--output", " "], "--output"),
+                                         ([""], "a run folder")])  # fmt: skip
+def test_an_empty_folder_value_is_refused_not_read_as_the_current_folder(empty, what, tmp_path, capsys, monkeypatch):
+    first, second = finished_run(tmp_path / "a", ["spam"] * 4), finished_run(tmp_path / "b", ["ham"] * 4)
+    monkeypatch.chdir(tmp_path)
+    line = refusal([first, second, *empty], capsys)
+    assert line == f"error: {what} is empty; name a folder."
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b"]

@@ -68,3 +68,37 @@ def test_the_module_runs_as_a_command(tmp_path, gpt2_tokenizer_dir):
     result = python_module("hf_finetune.tiny", "--tokenizer", str(gpt2_tokenizer_dir), "--output", str(tmp_path / "m"))
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1])["layers"] == 2
+
+
+@pytest.mark.parametrize(
+    "output, words",
+    [
+        ("a_file", "--output: {tmp}/a_file is a file, not a folder; choose a folder path."),
+        ("a_file/model", "--output: {tmp}/a_file, above {tmp}/a_file/model, is a file, not a folder"),
+        ("", "--output: the value is empty; name the folder to write the model to."),
+        ("   ", "--output: the value is empty"),
+    ],
+)
+def test_an_output_that_is_no_folder_is_one_sentence_before_the_model_is_built(output, words, tmp_path, capsys,
+                                                                                 monkeypatch):  # fmt: skip
+    (tmp_path / "a_file").write_text("keep me")
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run_tiny(["--tokenizer", "no-tokenizer-loads", "--output",
+                                 str(tmp_path / output) if output.strip() else output], capsys)  # fmt: skip
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert err.startswith("error: " + words.format(tmp=tmp_path)), err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a_file"]
+    assert (tmp_path / "a_file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--context", "100000000000"], "error: --context 100000000000 with --width 128 make about"),  # 51 TB
+        (["--layers", "100000000"], "error: --layers 100000000 --width 128 make about"),  # 79 TB
+    ],
+)
+def test_a_shape_too_large_for_memory_names_the_flag_that_makes_it(argv, words, tmp_path, capsys):
+    status, out, err = run_tiny(["--tokenizer", "no-tokenizer-loads", "--output", str(tmp_path / "m"), *argv], capsys)
+    assert status == 2 and err.startswith(words) and "of free memory" in err, err
+    assert not (tmp_path / "m").exists()

@@ -65,6 +65,7 @@ def _model_copy(tiny: Path, folder: Path, weights: bool = True) -> Path:
         shutil.copy(tiny / name, folder / name)
     if weights:
         (folder / "model.safetensors").symlink_to(tiny / "model.safetensors")
+    (folder / "config.yaml").write_text("learning_rate: 0.001\n")  # a run's, not only a model's folder
     return folder
 
 

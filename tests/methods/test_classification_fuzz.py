@@ -428,11 +428,12 @@ def case_predict_with_an_empty_folder(d, m):
     return "predict", [str(d / "empty_run"), "hello"], "empty_run is not a saved run"
 
 
-def case_predict_with_a_text_generator(d, m):
+def case_predict_with_a_plain_model(d, m):
     return (
         "predict",
         [str(m), "hello"],
-        "holds a text generator (instruction method), which python -m hf_finetune.predict cannot use",
+        "that no run of hf-finetune trained (it has no config.yaml nor all_results.json), not a classifier (head "
+        "method) or a label-token classifier",
     )
 
 
