@@ -28,7 +28,7 @@ def damaged(path: Path, why: str, way_out: str = "train that run again") -> User
     return UserError(f"{path} is damaged ({why}); {way_out}.")
 
 
-SETTINGS = frozenset({"split_seed"})
+SETTINGS = frozenset({"seed", "split_seed"})  # numbers that are settings, not figures to average
 # Figures that are fractions (accuracy 0.75, not 75), by the end of their name.
 FRACTIONS = ("accuracy", "precision", "recall", "f1", "ece", "ece_calibrated", "format_adherence", "rougeL")
 

@@ -32,7 +32,7 @@ from hf_finetune.core.report.console import logger
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
-from hf_finetune.core.report.results import read_json
+from hf_finetune.core.report.results import figures, read_json
 from hf_finetune.core.run.ownership import SERIES_MARKER, read_json_object
 from hf_finetune.core.run.series import copied_training_args, series_config, series_folder
 
@@ -225,11 +225,7 @@ def final_metrics(results: dict) -> dict[str, float]:
     rows = results.get("methods")
     if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], dict):
         results = rows[0]
-    return {key: value for key, value in results.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in SETTINGS}  # fmt: skip
-
-
-SETTINGS = {"seed", "split_seed"}  # numbers in all_results.json that are settings, not figures to average
+    return figures(results)
 
 
 def run_history(results: dict) -> list[dict]:
