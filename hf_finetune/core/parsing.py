@@ -41,9 +41,10 @@ def argparse_sentence(message: str) -> str:
     return f"{message}; see --help."
 
 
-def check_text_tokens(argv: Sequence[str]) -> None:
+def check_text_tokens(argv: Sequence[str], switches: frozenset[str] = frozenset()) -> None:
     """Refuse a command-line value holding bytes that are not UTF-8 (Python keeps them as lone
-    surrogates, which every tokenizer refuses with a traceback)."""
+    surrogates, which every tokenizer refuses with a traceback). `switches`: the flags that take no
+    value (the text after one is an argument of its own)."""
     flag = None
     for position, token in enumerate(argv, 1):
         try:
@@ -52,7 +53,7 @@ def check_text_tokens(argv: Sequence[str]) -> None:
             where = f"the value of {flag}" if flag else f"argument {position}"
             raise UserError(f"{where} is not UTF-8 text (it holds bytes the terminal could not decode); write it in "
                             f"UTF-8.") from None  # fmt: skip
-        flag = token.split("=", 1)[0] if token.startswith("--") else None
+        flag = token if token.startswith("--") and "=" not in token and token not in switches else None
 
 
 class ToolParser(argparse.ArgumentParser):
@@ -72,8 +73,13 @@ class ToolParser(argparse.ArgumentParser):
         return super().add_argument(*args, **kwargs)
 
     def parse_args(self, args=None, namespace=None):
-        check_text_tokens(sys.argv[1:] if args is None else args)
-        return super().parse_args(args, namespace)
+        args = sys.argv[1:] if args is None else args
+        switches = frozenset(option for action in self._actions if action.nargs == 0 for option in action.option_strings)
+        check_text_tokens(args, switches)
+        try:  # texts before or after the flags, as a user types them (`predict RUN --json "a text"`)
+            return super().parse_intermixed_args(args, namespace)
+        except TypeError:  # a parser argparse cannot intermix (a REMAINDER argument): as given
+            return super().parse_args(args, namespace)
 
     def error(self, message: str):
         raise UserError(argparse_sentence(message))

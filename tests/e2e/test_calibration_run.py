@@ -64,6 +64,7 @@ def runs(tmp_path_factory, tiny_gpt2, data):
                 "--trainable", "all", "--learning_rate", "3e-3", "--num_train_epochs", "3",
                 "--per_device_train_batch_size", "8", "--eval_strategy", "no", "--save_strategy", "no",
                 "--train_eval_samples", "8", "--seed", "3", "--output_dir", str(output), "--calibrate",
+                "--bf16", "false",  # predict and pipeline score in fp32: the run's figures must be fp32's to match to 1e-4
             ]  # fmt: skip
             results = classify.main(argv)
             finished[method] = output, results

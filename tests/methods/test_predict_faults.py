@@ -193,3 +193,13 @@ def test_a_file_of_texts_that_is_a_folder_or_empty_is_named_as_such(file, words,
     (tmp_path / "folder").mkdir()
     line = refusal(predict.main, [run, "--file", tmp_path / file if file == "folder" else file], capsys)
     assert words in line and "does not exist" not in line, line
+
+
+def test_every_tool_takes_texts_after_a_switch_and_names_a_bad_text_by_its_argument(tmp_path, capsys):
+    from hf_finetune import chat_answer
+
+    undecodable = b"caf\xe9".decode("utf-8", "surrogateescape")
+    line = refusal(chat_answer.main, [tmp_path, "--json", undecodable], capsys)
+    assert line.startswith("error: argument 3 is not UTF-8 text") and "--json" not in line
+    line = refusal(chat_answer.main, [tmp_path / "no-run", "--json", "how are you?"], capsys)
+    assert "unrecognized arguments" not in line and "no-run" in line  # parsed: the run folder is what is wrong
