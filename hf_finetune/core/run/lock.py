@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +34,9 @@ from hf_finetune.core.report.console import logger
 LOCK_NAME = "_run.lock"
 # Filesystems without flock(): the lock file's contents alone decide.
 FLOCK_UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+# Seconds to wait for the record of a lock taken a moment ago (by another machine's process of the same
+# launch, on a shared folder) before refusing the folder as another run's.
+RECORD_WAIT = 5.0
 
 
 def launch_identity() -> str:
@@ -64,6 +68,7 @@ class RunLock:
         self.log = log
         self.path = self.folder / LOCK_NAME
         self.file = None  # open while this process owns the lock
+        self.record: dict = {}  # the lock file's record, as this process wrote or found it
         self.created_folder = False
 
     def acquire(self) -> RunLock:
@@ -78,15 +83,21 @@ class RunLock:
                             f"you can write to.") from None  # fmt: skip
 
     def _acquire(self) -> RunLock:
+        deadline = time.monotonic() + RECORD_WAIT
         while True:
             file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open for the run)
             locked = self._flock(file)
-            if not locked or self._still_in_place(file):
+            if locked and not self._still_in_place(file):
+                file.close()  # its owner removed the file as we opened it: open the new one
+                continue
+            holder = self._read(file)
+            if locked or holder or time.monotonic() > deadline:
                 break
-            file.close()  # its owner removed the file as we opened it: open the new one
-        holder = self._read(file)
+            file.close()  # locked a moment ago (another machine of this launch?), its record not yet written
+            time.sleep(0.05)
         if holder.get("identity") == launch_identity():  # another process of this very run took it
             file.close()
+            self.record = holder
             return self
         if not locked or (holder and not self._stale(holder)):
             file.close()
@@ -96,6 +107,10 @@ class RunLock:
         self._write(file)
         self.file = file
         return self
+
+    def token(self) -> str | None:
+        """The launch's token in the lock file, the same for every process that sees this folder."""
+        return self.record.get("token")
 
     def release(self) -> None:
         if self.file is not None:
@@ -140,7 +155,9 @@ class RunLock:
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "identity": launch_identity(),
+            "token": uuid.uuid4().hex,  # which folder this is: machines that see another have another token
         }
+        self.record = record
         file.seek(0)
         file.truncate()
         file.write(json.dumps(record, indent=2) + "\n")

@@ -23,6 +23,7 @@ from hf_finetune.core.report.console import logger, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
 from hf_finetune.core.run.lock import Terminated, run_lock
+from hf_finetune.core.run.machines import check_shared_output_dir, machine_lost, machines_line
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
@@ -40,8 +41,23 @@ def run(method: Method) -> dict:
 
 
 def run_one(method: Method) -> dict:
-    with run_lock(method.training_args):  # one run per output folder, from before anything loads
-        return run_locked(method)
+    with machine_loss_reported(method.training_args):
+        with run_lock(method.training_args) as lock:  # one run per output folder, from before anything loads
+            check_shared_output_dir(lock, method.training_args)  # every machine sees the same one
+            return run_locked(method)
+
+
+@contextmanager
+def machine_loss_reported(args):
+    """A process of the job that died or stopped answering: one sentence on the others, after the
+    lock is released (they end at once, or after --ddp_timeout for a machine that hangs)."""
+    try:
+        yield
+    except Exception as error:
+        lost = machine_lost(error, args)
+        if lost is None:
+            raise
+        raise lost from None
 
 
 def run_locked(method: Method) -> dict:
@@ -87,6 +103,7 @@ def run_locked(method: Method) -> dict:
                 "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
                 "frozen cache": frozen.line,
                 "device": device_name(args),
+                **({"machines": line} if (line := machines_line(args)) else {}),
                 "precision": describe_precision(args),
                 "peak": peak.line(),
                 "output": args.output_dir,
