@@ -189,7 +189,7 @@ def test_a_killed_machine_ends_the_job_and_the_run_resumes_to_the_same_weights(s
     ended_after = time.time() - killed
     machines.kill_all()
     error = machines.err(0)
-    assert "error: the run stopped because another process of the job died or stopped answering" in error
+    assert "error: the run stopped: another process of the job died or stopped answering (" in error
     assert f"the newest complete checkpoint is {output / 'checkpoint-8'}" in error
     assert "--resume_from_checkpoint auto" in error and "exitcode  : 4" in error  # the script's own status
     assert ended_after < 60, f"the surviving machine took {ended_after:.0f} s to end"
@@ -220,7 +220,7 @@ def test_a_hung_machine_ends_the_others_after_the_ddp_timeout(tmp_path, tiny_gpt
         machines.kill_all()
     assert "after 20 s (--ddp_timeout)" in machines.out(0)
     error = machines.err(0)
-    assert "error: the run stopped because another process of the job died or stopped answering" in error
+    assert "error: the run stopped: another process of the job died or stopped answering (" in error
     assert "Timed out" in error and f"the newest complete checkpoint is {output / 'checkpoint-4'}" in error
     assert 15 < ended_after < 60, f"the surviving machine ended {ended_after:.0f} s after the other hung"
     assert not (output / "_run.lock").exists()

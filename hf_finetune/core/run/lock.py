@@ -7,8 +7,10 @@ killed run leaves behind names a dead process on this host, and the next run tak
 saying so. The lock is released on errors, Ctrl-C and SIGTERM (turned into one sentence and exit
 status 143 while the lock is held, unless something else handles SIGTERM).
 
-Every process of one distributed launch (accelerate launch, torchrun) shares the lock: each
-machine's main process takes it first, the other processes find their launch's identity in it.
+Every process of one distributed launch (accelerate launch, torchrun) shares the lock: the main
+process takes it first, the other processes, on every machine, find their launch's identity in it
+(so the lock is the main process's, which writes the run folder last, whichever machine ends
+first). A job that lost a machine removes its launch's lock on the way out, whoever held it.
 The name starts with "_" so that Trainer's push to the Hub leaves it out.
 """
 
@@ -162,6 +164,7 @@ class RunLock:
         file.truncate()
         file.write(json.dumps(record, indent=2) + "\n")
         file.flush()
+        os.fsync(file.fileno())  # on a network file system, other machines read it at once
 
     def _stale(self, holder: dict) -> bool:
         """The holder is gone: its process no longer runs on this host (another host's we cannot check)."""
@@ -176,14 +179,26 @@ class RunLock:
                          f"another folder (if that run is gone, delete {self.path}).")  # fmt: skip
 
 
+def release_launch_lock(output_dir: str | Path) -> None:
+    """Remove the lock of this launch, whichever of its processes held it (it may have died with its
+    machine): for the processes of a job that lost a machine, on their way out."""
+    path = Path(output_dir) / LOCK_NAME
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(holder, dict) and holder.get("identity") == launch_identity():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass
+
+
 def describe(holder: dict) -> str:
     return f"the run of pid {holder.get('pid')} on {holder.get('host')} started {holder.get('started')}"
 
 
 @contextmanager
 def run_lock(args: TrainingArguments):
-    """Hold the output folder's lock for a run: every process, each machine's main process first."""
-    with args.main_process_first(local=True, desc="locking the output folder"):
+    """Hold the output folder's lock for a run: every process, the main process first."""
+    with args.main_process_first(local=False, desc="locking the output folder"):
         lock = RunLock(args.output_dir, log=args.should_log).acquire()
     try:
         with sigterm_exits():

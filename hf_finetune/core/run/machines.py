@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 
 import torch.distributed as dist
 from transformers import TrainingArguments
@@ -54,6 +55,14 @@ def machines_line(args: TrainingArguments) -> str | None:
             f"{args.ddp_timeout} s (--ddp_timeout), one killed at once")  # fmt: skip
 
 
+def apply_ddp_timeout(args: TrainingArguments) -> None:
+    """Make the launch's process group wait --ddp_timeout on CPU workers too: transformers (5.25) passes
+    the timeout to accelerate for accelerator devices only, so CPU processes (gloo) waited 30 minutes
+    for a machine that stopped answering, whatever --ddp_timeout said."""
+    if dist.is_available() and dist.is_initialized() and hasattr(dist, "set_timeout"):
+        dist.set_timeout(timedelta(seconds=args.ddp_timeout))
+
+
 class MachineLost(UserError):
     """Another process of the job died or stopped answering; this one stopped too."""
 
@@ -82,11 +91,9 @@ def machine_lost(error: BaseException, args: TrainingArguments) -> MachineLost |
         return None
     latest, _ = newest_complete_checkpoint(args.output_dir)
     kept = f"the newest complete checkpoint is {latest}" if latest else "no complete checkpoint was saved yet"
-    where = f"machine {os.environ['GROUP_RANK']} of {machine_count()}" if machine_count() > 1 else "its machine"
-    return MachineLost(f"the run stopped because another process of the job died or stopped answering (a machine "
-                       f"was killed, hung or lost its network; this is process {args.process_index}, {where}: "
-                       f"{said}); {kept}: start the job again on every machine with --resume_from_checkpoint "
-                       f"auto.")  # fmt: skip
+    return MachineLost(f"the run stopped: another process of the job died or stopped answering ({said}), as when "
+                       f"a machine is killed, hangs or loses its network; {kept}: start the job again on every "
+                       f"machine with --resume_from_checkpoint auto.")  # fmt: skip
 
 
 def check_shared_output_dir(lock: RunLock, args: TrainingArguments) -> None:

@@ -22,8 +22,8 @@ from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, 
 from hf_finetune.core.report.console import logger, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
-from hf_finetune.core.run.lock import Terminated, run_lock
-from hf_finetune.core.run.machines import check_shared_output_dir, machine_lost, machines_line
+from hf_finetune.core.run.lock import Terminated, release_launch_lock, run_lock
+from hf_finetune.core.run.machines import apply_ddp_timeout, check_shared_output_dir, machine_lost, machines_line
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
@@ -35,6 +35,7 @@ __all__ = ["Method", "run"]
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
+    apply_ddp_timeout(method.training_args)  # on CPU workers too
     if method.run_args.seeds is not None or method.run_args.seeds_vary_split:
         return run_seeds(method, run_one)
     return run_one(method)
@@ -57,6 +58,7 @@ def machine_loss_reported(args):
         lost = machine_lost(error, args)
         if lost is None:
             raise
+        release_launch_lock(args.output_dir)
         raise lost from None
 
 
