@@ -187,6 +187,7 @@ def test_a_killed_machine_ends_the_job_and_the_run_resumes_to_the_same_weights(s
     killed = time.time()
     assert machines.processes[0].wait(timeout=120) != 0
     ended_after = time.time() - killed
+    print(f"machine 0 ended {ended_after:.1f} s after machine 1 was killed")  # for docs/distributed-precision.md
     machines.kill_all()
     error = machines.err(0)
     assert "error: the run stopped: another process of the job died or stopped answering (" in error
@@ -216,6 +217,7 @@ def test_a_hung_machine_ends_the_others_after_the_ddp_timeout(tmp_path, tiny_gpt
     try:
         assert machines.processes[0].wait(timeout=120) != 0
         ended_after = time.time() - paused
+        print(f"machine 0 ended {ended_after:.1f} s after machine 1 hung (--ddp_timeout 20)")
     finally:
         machines.kill_all()
     assert "after 20 s (--ddp_timeout)" in machines.out(0)
