@@ -147,7 +147,10 @@ def test_the_jobs_model_predicts_as_its_evaluation_did_in_one_process(spam_job):
 
 
 def test_a_slurm_style_launch_trains_an_instruction_run(tmp_path, tiny_gpt2, instruction_json):
-    """The README's SLURM script, its values from the job's environment (set here by hand)."""
+    """The SLURM script of docs/distributed-precision.md, its values from the job's environment (set here
+    by hand); the book's first 60 entries: 51 train, 3 validation, 6 test."""
+    data = tmp_path / "instruction-data.json"
+    data.write_text(json.dumps(json.loads(instruction_json.read_text())[:60]))
     port = free_port()
     command = ("accelerate launch --config_file {config} --num_machines $SLURM_NNODES "
                "--num_processes $((SLURM_NNODES * 1)) --machine_rank $SLURM_NODEID --main_process_ip 127.0.0.1 "
@@ -155,16 +158,19 @@ def test_a_slurm_style_launch_trains_an_instruction_run(tmp_path, tiny_gpt2, ins
                "--model_name_or_path {model} --dataset {data} --output_dir instruction --bf16 false --max_steps 2 "
                "--max_length 96 --eval_steps 1000 --max_new_tokens 8 --sample_max_new_tokens 4 "
                "--disable_tqdm true").format(config=CONFIG, port=port, recipe=PROJECT / "recipes" / "instruction.py",
-                                             model=tiny_gpt2, data=instruction_json)  # fmt: skip
+                                             model=tiny_gpt2, data=data)  # fmt: skip
     env = [{"SLURM_NNODES": "2", "SLURM_NODEID": str(rank), "PATH": os.path.dirname(sys.executable) + os.pathsep
             + os.environ["PATH"]} for rank in (0, 1)]  # fmt: skip
     machines = Machines([["bash", "-c", command]] * 2, [tmp_path, tmp_path], tmp_path / "logs", env)
     assert machines.wait() == [0, 0], machines.err(0)[-3000:] + machines.err(1)[-3000:]
     assert "this is machine 1" in machines.out(1) and "summary:" in machines.out(0)
     output = tmp_path / "instruction"
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["instruction", "logs"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["instruction", "instruction-data.json", "logs"]
     responses = json.loads((output / "test_responses.json").read_text())
-    assert len(responses) == 110 == json.loads((output / "all_results.json").read_text())["test_examples"]
+    assert len(responses) == 6 == json.loads((output / "all_results.json").read_text())["test_examples"]
+    asked = [(row["instruction"], row["input"]) for row in responses]  # each test entry answered once
+    assert len(set(asked)) == 6 and set(asked) <= {(entry["instruction"], entry["input"])
+                                                    for entry in json.loads(data.read_text())}  # fmt: skip
     # The saved model answers in one process as the job's main process did.
     entry = responses[0]
     result = run_command([sys.executable, "-m", "hf_finetune.generate", str(output), "--instruction",
