@@ -84,7 +84,7 @@ def test_a_deepspeed_config_without_a_gpu_is_refused_instead_of_silently_running
 
     monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # what `accelerate launch` with a DeepSpeed config exports
     monkeypatch.setattr(preflight, "accelerator_available", lambda: False)
-    with pytest.raises(UserError, match=r"DeepSpeed \(an accelerate config .*\) needs GPUs here.*accelerate_configs/cpu.yaml"):
+    with pytest.raises(UserError, match=r"DeepSpeed \(an accelerate config .*\) needs GPUs here.*configs/cpu.yaml"):
         preflight.check_fsdp_device()
     monkeypatch.setattr(preflight, "accelerator_available", lambda: True)
     preflight.check_fsdp_device()
