@@ -40,7 +40,9 @@ def machine_count() -> int:
 
 
 def machine_defaults() -> dict[str, object]:
-    """TrainingArguments defaults for a launch over several machines (the command line and --config win)."""
+    """TrainingArguments defaults for a launch over several machines (the command line and --config win).
+    A default given to the parser, not a change in preflight.settle_training_args: building
+    TrainingArguments starts the process group, which takes its timeout from that moment."""
     return {"ddp_timeout": MACHINE_TIMEOUT} if machine_count() > 1 else {}
 
 
