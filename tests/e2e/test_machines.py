@@ -247,3 +247,27 @@ def test_machines_that_see_different_output_folders_are_refused_before_anything_
         assert "error: --output_dir: spam is not one folder that every machine sees: machine 1" in machines.err(rank)
         assert "exitcode  : 2" in machines.err(rank) and "plan:" not in machines.out(rank)
         assert list(cwds[rank].iterdir()) == []  # the folders the processes made are gone again
+
+
+def test_when_the_main_machine_dies_the_other_ends_and_removes_the_lock_its_main_process_held(tmp_path, tiny_gpt2,
+                                                                                              sms_zip):  # fmt: skip
+    """Machine 0 holds the lock and the launch's rendezvous: killed, it can release neither."""
+    output = tmp_path / "spam"
+    port = free_port()
+    pause = [{"HF_FINETUNE_TEST_PAUSE_STEP": "4"}, {}]
+    machines = Machines([launcher(rank, port, PAUSE, *spam(output, tiny_gpt2, sms_zip)) for rank in (0, 1)],
+                        [tmp_path, tmp_path], tmp_path / "logs", pause)  # fmt: skip
+    machines.wait_for(0, "PAUSED")
+    assert (output / "_run.lock").exists()
+    machines.kill(0)
+    killed = time.time()
+    try:
+        assert machines.processes[1].wait(timeout=120) != 0
+        ended_after = time.time() - killed
+    finally:
+        machines.kill_all()
+    error = machines.err(1)
+    assert "error: the run stopped: another process of the job died or stopped answering (" in error
+    assert f"the newest complete checkpoint is {output / 'checkpoint-4'}" in error and "exitcode  : 4" in error
+    assert ended_after < 60, f"the surviving machine took {ended_after:.0f} s to end"
+    assert not (output / "_run.lock").exists()
