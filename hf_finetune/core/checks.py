@@ -55,6 +55,9 @@ def check_training_values(args: TrainingArguments) -> None:
             "must be 1 or more (or unset)",
         ),
         (args.dataloader_num_workers < 0, "--dataloader_num_workers", "must not be negative"),
+        # Seconds a process waits in a collective for the others (run/machines.py): 0 fails the first one;
+        # beyond about 31 years, the backends' millisecond counts and timedelta overflow.
+        (not 1 <= args.ddp_timeout <= 10**9, "--ddp_timeout", "must be between 1 and 10**9 seconds"),
         (not 0 <= args.seed < 2**32, "--seed", "must be between 0 and 2**32 - 1"),
         (
             args.data_seed is not None and not 0 <= args.data_seed < 2**32,

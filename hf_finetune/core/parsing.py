@@ -27,6 +27,7 @@ from hf_finetune.core.help import (
 )
 from hf_finetune.core.model.device import cpu_processes_without_accelerator
 from hf_finetune.core.model.precision import PRECISION_UNSET
+from hf_finetune.core.run.machines import machine_defaults
 
 CHECKED_TYPES = {float: finite_float, int: bounded_int}
 
@@ -135,7 +136,8 @@ def parse_arguments(
         raise ValueError(f"recipe defaults name unknown flags: {sorted(unknown)}")
     if TrainingArguments in dataclass_types:
         # --bf16/--fp16 default to None (not given): the run chooses for the hardware (model/precision.py).
-        defaults = {**cpu_processes_without_accelerator(), **PRECISION_UNSET, **defaults}
+        # A launch over several machines: a shorter wait for a machine that stops answering (run/machines.py).
+        defaults = {**cpu_processes_without_accelerator(), **machine_defaults(), **PRECISION_UNSET, **defaults}
     parser.set_defaults(**defaults)
     list_flags = frozenset(action.dest for action in parser._actions if action.nargs in ("+", "*"))
     argv, from_file = config_file_argv(argv, known, list_flags)

@@ -73,3 +73,18 @@ def test_deepspeed_config_without_deepspeed_says_how_to_install():
     )
     assert result.returncode != 0
     assert "DeepSpeed is not installed" in result.stderr and "pip" in result.stderr
+
+
+def test_a_deepspeed_config_without_a_gpu_is_refused_instead_of_silently_running_ddp(monkeypatch):
+    """accelerate 1.16 keeps CPU workers on DDP whatever the DeepSpeed config says (tried with DeepSpeed
+    0.19.8's CPU accelerator: docs/distributed-precision.md). The check itself: under `accelerate launch`,
+    TrainingArguments needs DeepSpeed installed before any check of ours runs, and CI has none."""
+    from hf_finetune.core.errors import UserError
+    from hf_finetune.core.run import preflight
+
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # what `accelerate launch` with a DeepSpeed config exports
+    monkeypatch.setattr(preflight, "accelerator_available", lambda: False)
+    with pytest.raises(UserError, match=r"DeepSpeed \(an accelerate config .*\) needs GPUs here.*configs/cpu.yaml"):
+        preflight.check_fsdp_device()
+    monkeypatch.setattr(preflight, "accelerator_available", lambda: True)
+    preflight.check_fsdp_device()

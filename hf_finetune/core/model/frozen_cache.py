@@ -332,7 +332,7 @@ def _all_gather(mine: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
     width = max(sizes)
     padded = mine.new_zeros((width, mine.shape[-1]), device=device)
     padded[: len(mine)] = mine.to(device)
-    bits = padded.view(torch.uint8) if padded.element_size() == 2 else padded  # gloo has no bfloat16 (nor int16)
+    bits = padded.view(torch.uint8)  # raw bytes: every backend gathers them (gloo has no int16, older ones no bfloat16)
     gathered = [torch.empty_like(bits) for _ in sizes]
     dist.all_gather(gathered, bits)
     return [part[:size].view(mine.dtype).to("cpu") for part, size in zip(gathered, sizes)]

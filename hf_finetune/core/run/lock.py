@@ -7,8 +7,10 @@ killed run leaves behind names a dead process on this host, and the next run tak
 saying so. The lock is released on errors, Ctrl-C and SIGTERM (turned into one sentence and exit
 status 143 while the lock is held, unless something else handles SIGTERM).
 
-Every process of one distributed launch (accelerate launch, torchrun) shares the lock: each
-machine's main process takes it first, the other processes find their launch's identity in it.
+Every process of one distributed launch (accelerate launch, torchrun) shares the lock: the main
+process takes it first, the other processes, on every machine, find their launch's identity in it
+(so the lock is the main process's, which writes the run folder last, whichever machine ends
+first). A job that lost a machine removes its launch's lock on the way out, whoever held it.
 The name starts with "_" so that Trainer's push to the Hub leaves it out.
 """
 
@@ -21,6 +23,7 @@ import os
 import signal
 import socket
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,6 +36,9 @@ from hf_finetune.core.report.console import logger
 LOCK_NAME = "_run.lock"
 # Filesystems without flock(): the lock file's contents alone decide.
 FLOCK_UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+# Seconds to wait for the record of a lock taken a moment ago (by another machine's process of the same
+# launch, on a shared folder) before refusing the folder as another run's.
+RECORD_WAIT = 5.0
 
 
 def launch_identity() -> str:
@@ -64,6 +70,7 @@ class RunLock:
         self.log = log
         self.path = self.folder / LOCK_NAME
         self.file = None  # open while this process owns the lock
+        self.record: dict = {}  # the lock file's record, as this process wrote or found it
         self.created_folder = False
 
     def acquire(self) -> RunLock:
@@ -78,15 +85,21 @@ class RunLock:
                             f"you can write to.") from None  # fmt: skip
 
     def _acquire(self) -> RunLock:
+        deadline = time.monotonic() + RECORD_WAIT
         while True:
             file = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (held open for the run)
             locked = self._flock(file)
-            if not locked or self._still_in_place(file):
+            if locked and not self._still_in_place(file):
+                file.close()  # its owner removed the file as we opened it: open the new one
+                continue
+            holder = self._read(file)
+            if locked or holder or time.monotonic() > deadline:
                 break
-            file.close()  # its owner removed the file as we opened it: open the new one
-        holder = self._read(file)
+            file.close()  # locked a moment ago (another machine of this launch?), its record not yet written
+            time.sleep(0.05)
         if holder.get("identity") == launch_identity():  # another process of this very run took it
             file.close()
+            self.record = holder
             return self
         if not locked or (holder and not self._stale(holder)):
             file.close()
@@ -96,6 +109,10 @@ class RunLock:
         self._write(file)
         self.file = file
         return self
+
+    def token(self) -> str | None:
+        """The launch's token in the lock file, the same for every process that sees this folder."""
+        return self.record.get("token")
 
     def release(self) -> None:
         if self.file is not None:
@@ -140,11 +157,14 @@ class RunLock:
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "identity": launch_identity(),
+            "token": uuid.uuid4().hex,  # which folder this is: machines that see another have another token
         }
+        self.record = record
         file.seek(0)
         file.truncate()
         file.write(json.dumps(record, indent=2) + "\n")
         file.flush()
+        os.fsync(file.fileno())  # on a network file system, other machines read it at once
 
     def _stale(self, holder: dict) -> bool:
         """The holder is gone: its process no longer runs on this host (another host's we cannot check)."""
@@ -159,14 +179,26 @@ class RunLock:
                          f"another folder (if that run is gone, delete {self.path}).")  # fmt: skip
 
 
+def release_launch_lock(output_dir: str | Path) -> None:
+    """Remove the lock of this launch, whichever of its processes held it (it may have died with its
+    machine): for the processes of a job that lost a machine, on their way out."""
+    path = Path(output_dir) / LOCK_NAME
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(holder, dict) and holder.get("identity") == launch_identity():
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass
+
+
 def describe(holder: dict) -> str:
     return f"the run of pid {holder.get('pid')} on {holder.get('host')} started {holder.get('started')}"
 
 
 @contextmanager
 def run_lock(args: TrainingArguments):
-    """Hold the output folder's lock for a run: every process, each machine's main process first."""
-    with args.main_process_first(local=True, desc="locking the output folder"):
+    """Hold the output folder's lock for a run: every process, the main process first."""
+    with args.main_process_first(local=False, desc="locking the output folder"):
         lock = RunLock(args.output_dir, log=args.should_log).acquire()
     try:
         with sigterm_exits():

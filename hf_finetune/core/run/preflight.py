@@ -123,11 +123,18 @@ FSDP_NEEDS_ACCELERATOR = True
 
 
 def check_fsdp_device() -> None:
+    """FSDP or DeepSpeed asked for on a machine without GPU: refused, not silently trained as DDP."""
     requested = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
     if requested and FSDP_NEEDS_ACCELERATOR and not accelerator_available():
         raise UserError(
             "FSDP (an accelerate config with distributed_type: FSDP) needs GPUs: without one, accelerate would "
             "silently train as plain DDP, or fail loading the model on rank 1; use accelerate_configs/cpu.yaml here."
+        )
+    # The same trap with DeepSpeed (accelerate 1.16 keeps CPU workers on DDP; docs/distributed-precision.md).
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true") and not accelerator_available():
+        raise UserError(
+            "DeepSpeed (an accelerate config with distributed_type: DEEPSPEED) needs GPUs here: without one, "
+            "accelerate would silently train as plain DDP; use accelerate_configs/cpu.yaml on this machine."
         )
 
 

@@ -22,7 +22,8 @@ from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, 
 from hf_finetune.core.report.console import logger, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
-from hf_finetune.core.run.lock import Terminated, run_lock
+from hf_finetune.core.run.lock import Terminated, release_launch_lock, run_lock
+from hf_finetune.core.run.machines import apply_ddp_timeout, check_shared_output_dir, machine_lost, machines_line
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
@@ -40,14 +41,31 @@ __all__ = ["Method", "run"]
 
 def run(method: Method) -> dict:
     """Train, evaluate, save and report one method's run (one per seed with --seeds); returns its results."""
+    apply_ddp_timeout(method.training_args)  # on CPU workers too
     if method.run_args.seeds is not None or method.run_args.seeds_vary_split:
         return run_seeds(method, run_one)
     return run_one(method)
 
 
 def run_one(method: Method) -> dict:
-    with run_lock(method.training_args):  # one run per output folder, from before anything loads
-        return run_locked(method)
+    with machine_loss_reported(method.training_args):
+        with run_lock(method.training_args) as lock:  # one run per output folder, from before anything loads
+            check_shared_output_dir(lock, method.training_args)  # every machine sees the same one
+            return run_locked(method)
+
+
+@contextmanager
+def machine_loss_reported(args):
+    """A process of the job that died or stopped answering: one sentence on the others, after the
+    lock is released (they end at once, or after --ddp_timeout for a machine that hangs)."""
+    try:
+        yield
+    except Exception as error:
+        lost = machine_lost(error, args)
+        if lost is None:
+            raise
+        release_launch_lock(args.output_dir)
+        raise lost from None
 
 
 def run_locked(method: Method) -> dict:
@@ -95,6 +113,7 @@ def run_locked(method: Method) -> dict:
                 "trainable": f"{trainable:,} of {total:,} parameters ({100 * trainable / total:.2f}%): {what_trains}",
                 "frozen cache": frozen.line,
                 "device": device_name(args),
+                **({"machines": line} if (line := machines_line(args)) else {}),
                 "precision": describe_precision(args),
                 "peak": peak.line(),
                 "output": args.output_dir,
