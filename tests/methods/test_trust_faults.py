@@ -39,7 +39,7 @@ from hf_finetune.methods.classify.head import train as head_train
 from hf_finetune.methods.instruction import train as instruction_train
 from hf_finetune.methods.instruction.encoding import encode_instructions
 from hf_finetune.methods.preference import train as preference_train
-from hf_finetune.methods.preference.encoding import encode_pair
+from hf_finetune.methods.text.pair_encoding import encode_pair
 from hf_finetune.recipes import classify, instruction, preference, spam, spanish_chat
 
 TRAINING = {

@@ -11,9 +11,8 @@ from transformers import TrainingArguments
 from hf_finetune.core.arguments import training_args_as
 from hf_finetune.core.data.sources import check_dataset_url
 from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.pairs import PairColumns
 from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
-
-from .data import PairColumns
 
 # The losses TRL 1.16's DPOTrainer offers (DPOConfig.loss_type); tests/methods/test_preference_data.py
 # checks this list against the installed TRL.

@@ -24,11 +24,11 @@ from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text.pair_encoding import encode_pairs
+from hf_finetune.methods.text.pairs import load_preference_data
 
 from .arguments import INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
 from .card import preference_card
-from .data import load_preference_data
-from .encoding import encode_pairs
 from .report import (
     STAGES,
     greedy_answers,
