@@ -55,8 +55,9 @@ def pair_figures(chosen: np.ndarray, rejected: np.ndarray, split: str, stage: st
 
 
 def reward_history(log_history: list[dict], pairs_per_epoch: int) -> list[dict]:
-    """One point per logged step: the validation figures TRL logs (eval_loss, eval_accuracy, eval_margin),
-    the running training loss, and the training batches' accuracy and margin as train_<name>."""
+    """One point per logged step: the validation figures TRL logs (eval_loss, eval_accuracy, eval_margin,
+    the scores' range), the running training loss, and the training batches' accuracy and margin as
+    train_<name>."""
     history = history_from_log(log_history, pairs_per_epoch)
     by_step = {point["step"]: point for point in history}
     for entry in log_history:
@@ -64,6 +65,10 @@ def reward_history(log_history: list[dict], pairs_per_epoch: int) -> list[dict]:
             for name in ("accuracy", "margin"):
                 if name in entry:
                     by_step[entry["step"]][f"train_{name}"] = entry[name]
+    for point in history:
+        # TRL counts the tokens this process has trained on, from 0 again after a resume; all_results.json
+        # has the run's own count (training_tokens).
+        point.pop("eval_num_tokens", None)
     return history
 
 
