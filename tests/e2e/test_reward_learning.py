@@ -19,8 +19,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 
 import pytest
+from conftest import PROJECT, run_command
 
 from hf_finetune import score, tiny
 from hf_finetune.core.model.saved_runs import is_adapter_run
@@ -106,3 +108,25 @@ def test_a_lora_run_saves_an_adapter_that_scores_as_the_run_measured(tmp_path, m
     row = json.loads((output / "test_scores.json").read_text())[0]
     scores = score.main([str(output), row["instruction"], row["chosen"], "--input", row["input"]])
     assert scores == pytest.approx([row["chosen_score_after"]], abs=1e-3)
+
+
+def test_two_processes_train_one_reward_model_under_accelerate_launch(tmp_path, model, book_json):
+    """DDP on CPU (gloo): 48 pairs in batches of 4 per process make one epoch in 6 steps, one run folder."""
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    book = [entry for entry in json.loads(book_json.read_text())[:70] if entry["chosen"] != entry["rejected"]]
+    for split, rows in (("train", book[:48]), ("validation", book[48:56]), ("test", book[56:64])):
+        (pairs / f"{split}.json").write_text(json.dumps(rows))
+    output = tmp_path / "ddp"
+    result = run_command([
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "accelerate_configs" / "cpu.yaml"),
+        "--num_processes", "2", "--num_cpu_threads_per_process", "1", str(PROJECT / "recipes" / "reward.py"),
+        "--model_name_or_path", str(model), "--dataset", str(pairs), "--output_dir", str(output), *QUICK,
+        "--max_steps", "6", "--eval_steps", "3", "--per_device_train_batch_size", "4", "--max_length", "256",
+    ])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x2 processes" in result.stdout and result.stdout.count("summary:") == 1
+    results = json.loads((output / "all_results.json").read_text())
+    assert results["history"][-1]["step"] == 6 and results["history"][-1]["epoch"] == 1.0
+    assert len(json.loads((output / "test_scores.json").read_text())) == 8
+    assert (output / "model.safetensors").is_file() and not list(output.glob("checkpoint-*"))
