@@ -130,3 +130,18 @@ def test_two_processes_train_one_reward_model_under_accelerate_launch(tmp_path, 
     assert results["history"][-1]["step"] == 6 and results["history"][-1]["epoch"] == 1.0
     assert len(json.loads((output / "test_scores.json").read_text())) == 8
     assert (output / "model.safetensors").is_file() and not list(output.glob("checkpoint-*"))
+
+
+def test_the_model_card_describes_the_reward_run(reward_run, book_json):
+    from transformers import TrainingArguments
+
+    from hf_finetune.methods.reward.card import reward_card
+    from hf_finetune.methods.text.pairs import load_preference_data
+
+    output, results = reward_run
+    data = load_preference_data(str(book_json), None, None, drop_identical_pairs=True)
+    args = TrainingArguments(output_dir=str(output), hub_model_id="me/reward-tiny", report_to="none")
+    card = reward_card("gpt2", data, results, results["trainable"], args)
+    assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "reward-model" in card
+    assert "pipeline('text-classification', model='me/reward-tiny')" in card
+    assert f"{results['test_pairwise_accuracy_after']:.4f}" in card and "![margins](margins.png)" in card
