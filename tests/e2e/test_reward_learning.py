@@ -110,13 +110,20 @@ def test_a_lora_run_saves_an_adapter_that_scores_as_the_run_measured(tmp_path, m
     assert scores == pytest.approx([row["chosen_score_after"]], abs=1e-3)
 
 
-def test_two_processes_train_one_reward_model_under_accelerate_launch(tmp_path, model, book_json):
-    """DDP on CPU (gloo): 48 pairs in batches of 4 per process make one epoch in 6 steps, one run folder."""
-    pairs = tmp_path / "pairs"
+@pytest.fixture(scope="module")
+def small_pairs(tmp_path_factory, book_json):
+    """48 train, 8 validation and 8 test pairs of the book's, for the runs that check plumbing, not learning."""
+    pairs = tmp_path_factory.mktemp("small") / "pairs"
     pairs.mkdir()
     book = [entry for entry in json.loads(book_json.read_text())[:70] if entry["chosen"] != entry["rejected"]]
     for split, rows in (("train", book[:48]), ("validation", book[48:56]), ("test", book[56:64])):
         (pairs / f"{split}.json").write_text(json.dumps(rows))
+    return pairs
+
+
+def test_two_processes_train_one_reward_model_under_accelerate_launch(tmp_path, model, small_pairs):
+    """DDP on CPU (gloo): 48 pairs in batches of 4 per process make one epoch in 6 steps, one run folder."""
+    pairs = small_pairs
     output = tmp_path / "ddp"
     result = run_command([
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "accelerate_configs" / "cpu.yaml"),
@@ -145,3 +152,19 @@ def test_the_model_card_describes_the_reward_run(reward_run, book_json):
     assert card.startswith("---\n") and "pipeline_tag: text-classification" in card and "reward-model" in card
     assert "pipeline('text-classification', model='me/reward-tiny')" in card
     assert f"{results['test_pairwise_accuracy_after']:.4f}" in card and "![margins](margins.png)" in card
+
+
+def test_a_seeds_series_summarises_the_reward_figures_and_compare_lines_it_up(tmp_path, model, small_pairs, capsys):
+    from hf_finetune import compare
+
+    flags = ["--model_name_or_path", str(model), "--dataset", str(small_pairs), *QUICK, "--max_steps", "3",
+             "--eval_steps", "3", "--per_device_train_batch_size", "4", "--max_length", "256"]  # fmt: skip
+    reward.main([*flags, "--output_dir", str(tmp_path / "series"), "--seeds", "1,2"])
+    summary = json.loads((tmp_path / "series" / "summary.json").read_text())
+    assert [run["seed"] for run in summary["runs"]] == [1, 2]
+    assert all("test_pairwise_accuracy_after" in run["metrics"] for run in summary["runs"])
+    reward.main([*flags, "--output_dir", str(tmp_path / "single"), "--seed", "3"])
+    capsys.readouterr()
+    compare.main([str(tmp_path / "single"), str(tmp_path / "series"), "--output", str(tmp_path / "compared")])
+    table = (tmp_path / "compared" / "compare.md").read_text()
+    assert "| test_pairwise_accuracy_after |" in table and "| test_pairwise_ece_after |" in table
