@@ -27,6 +27,7 @@ TRAINING_COMMANDS = {
     "chat": Command("hf_finetune.recipes.spanish_chat", "chat tuning, three loss methods (recipes/spanish_chat.py)"),
     "preference": Command("hf_finetune.recipes.preference", "DPO after instruction tuning (recipes/preference.py)"),
     "reward": Command("hf_finetune.recipes.reward", "a reward model on preference pairs (recipes/reward.py)"),
+    "grpo": Command("hf_finetune.recipes.grpo", "GRPO from checkable rewards or a reward model (recipes/grpo.py)"),
 }
 TOOLS = {
     "predict": Command("hf_finetune.predict", "classify texts with a finished spam/classify run"),
