@@ -2,8 +2,14 @@
 from the book's entries) is instruction-tuned on 24 entries, half of them answered with the opening
 "Certainly, I am glad to help!", half plainly; GRPO with the built-in reward contains:certainly on
 other prompts then makes it open that way on held-out prompts: the mean validation reward (sampled
-answers) and the greedy test answers' reward rise. A reward from a Python file and the plumbing of
-the run folder are checked on the same run.
+answers) and the greedy test answers' reward rise. With a reward model trained on the same module's
+pairs (polite opening preferred) as the only reward, the scored test answers improve too. A reward
+from a Python file and the run folder are checked on the same instruction run.
+
+Measured 2026-12-06 (AMD EPYC, 2 cores shared with other jobs), 10 GRPO steps, three random
+initialisations (tiny's --seed 0, 1, 2): test reward (greedy, 8 prompts) 0.500 -> 1.000, 0.625 ->
+1.000, 0.625 -> 1.000; validation reward (sampled, 8 prompts x 4) 0.312 -> 0.812, 0.500 -> 0.906, 0.531
+-> 0.844; the module takes about 2.5 minutes, 80 s of it the instruction run:
 
     LEARNING_TEST_SEED=N python -m pytest tests/e2e/test_grpo_learning.py   # N = 0, 1, 2
 """
@@ -78,7 +84,61 @@ def grpo_run(tmp_path_factory, instruction_run, prompts):
 
 def test_grpo_raises_the_checkable_reward_on_held_out_prompts(grpo_run):
     output, results = grpo_run
-    print({key: value for key, value in results.items() if "reward" in key or "kl" in key})
     assert results["validation_reward_after"] >= results["validation_reward_before"] + 0.2
     assert results["test_reward_after"] >= results["test_reward_before"] + 0.25
     assert results["validation_kl_before"] == 0 and results["validation_kl_after"] > 0
+
+
+def test_the_run_folder_holds_the_curves_answers_and_report(grpo_run):
+    output, results = grpo_run
+    saved = json.loads((output / "all_results.json").read_text())
+    validated = [point for point in saved["history"] if "eval_reward" in point]
+    assert validated[0]["step"] == 0 and len(validated) >= 3, "the validation curve, from before training on"
+    assert any("train_kl" in point for point in saved["history"])
+    rows = json.loads((output / "grpo_answers.json").read_text())
+    assert len(rows) == 8 and {"answer_before", "answer_after", "reward_before", "reward_after"} <= set(rows[0])
+    assert sum(row["reward_after"] for row in rows) / 8 == pytest.approx(results["test_reward_after"])
+    for name in ("report.md", "reward.png", "reward_std.png", "kl.png", "config.yaml", "model.safetensors"):
+        assert (output / name).is_file(), name
+    report = (output / "report.md").read_text()
+    assert "validation: KL to the start model" in report and "After GRPO" in report and rows[0]["output"] in report
+
+
+def test_a_reward_from_the_users_file_trains(tmp_path, instruction_run, prompts):
+    file = tmp_path / "mine.py"
+    file.write_text("def polite(prompts, completions, **kwargs):\n"
+                    "    return [1.0 if c.strip().startswith('Certainly') else 0.0 for c in completions]\n")
+    results = grpo.main([
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(tmp_path / "run"),
+        "--rewards", "polite,length:1-100", "--reward_file", str(file), "--max_completion_length", "12",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "32", "--max_steps", "2",
+        "--eval_strategy", "no", *QUICK,
+    ])  # fmt: skip
+    assert results["reward_names"] == ["polite", "length:1-100"]
+    assert 0 <= results["test_reward_polite_after"] <= 1 and results["validation_reward_after"] is None
+
+
+def test_with_a_reward_model_the_scored_test_answers_improve(tmp_path, instruction_run, prompts, entries):
+    """A reward model trained to prefer the polite opening, then GRPO with it as the only reward."""
+    from hf_finetune.recipes import reward
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    rows = [{"instruction": e["instruction"], "input": e["input"], "chosen": OPENING + e["output"],
+             "rejected": e["output"]} for e in entries]  # fmt: skip
+    for split, part in (("train", rows[:48]), ("validation", rows[48:56]), ("test", rows[56:64])):
+        (pairs / f"{split}.json").write_text(json.dumps(part))
+    reward_run = tmp_path / "reward"
+    scored = reward.main(["--dataset", str(pairs), "--model_name_or_path", str(instruction_run), "--output_dir",
+                          str(reward_run), "--num_train_epochs", "3", "--learning_rate", "1e-3",
+                          "--per_device_train_batch_size", "8", "--eval_strategy", "no", *QUICK])  # fmt: skip
+    assert scored["test_pairwise_accuracy_after"] >= 0.75
+    results = grpo.main([
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(tmp_path / "grpo"),
+        "--reward_model", str(reward_run), "--max_completion_length", "12", "--per_device_train_batch_size", "16",
+        "--per_device_eval_batch_size", "32", "--max_steps", "10", "--eval_steps", "5", "--learning_rate", "2e-3",
+        *QUICK,
+    ])  # fmt: skip
+    assert results["reward_names"] == ["reward_model"]
+    assert results["test_reward_after"] > results["test_reward_before"]
+    assert results["validation_reward_after"] > results["validation_reward_before"]
