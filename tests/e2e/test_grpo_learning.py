@@ -4,7 +4,8 @@ from the book's entries) is instruction-tuned on 24 entries, half of them answer
 other prompts then makes it open that way on held-out prompts: the mean validation reward (sampled
 answers) and the greedy test answers' reward rise. With a reward model trained on the same module's
 pairs (polite opening preferred) as the only reward, the scored test answers improve too. A reward
-from a Python file and the run folder are checked on the same instruction run.
+from a Python file, the run folder, and a run resumed from its checkpoint (bit-identical weights,
+sampling included) are checked on the same instruction run.
 
 Measured 2026-12-06 (AMD EPYC, 2 cores shared with other jobs), 10 GRPO steps, three random
 initialisations (tiny's --seed 0, 1, 2): test reward (greedy, 8 prompts) 0.500 -> 1.000, 0.625 ->
@@ -142,3 +143,29 @@ def test_with_a_reward_model_the_scored_test_answers_improve(tmp_path, instructi
     assert results["reward_names"] == ["reward_model"]
     assert results["test_reward_after"] > results["test_reward_before"]
     assert results["validation_reward_after"] > results["validation_reward_before"]
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tmp_path, instruction_run, prompts):
+    """Sampling included: the checkpoint holds the random state, so the resumed steps draw the same answers."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    def run(output, *flags):
+        return grpo.main([
+            "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
+            "--rewards", "contains:certainly", "--max_completion_length", "8", "--per_device_train_batch_size", "8",
+            "--per_device_eval_batch_size", "32", "--max_steps", "4", "--eval_steps", "2", *QUICK,
+            "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", *flags,
+        ])  # fmt: skip
+
+    whole = run(tmp_path / "whole")
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copytree(tmp_path / "whole" / "checkpoint-2", resumed_dir / "checkpoint-2")
+    resumed = run(resumed_dir, "--resume_from_checkpoint", "auto")
+    weights = load_file(tmp_path / "whole" / "model.safetensors"), load_file(resumed_dir / "model.safetensors")
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    for key in ("validation_reward_after", "validation_kl_after", "test_reward_after"):
+        assert resumed[key] == whole[key], key
