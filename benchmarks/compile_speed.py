@@ -84,8 +84,8 @@ def instruction_workload(model_dir: Path, tokenizer, steps: int):
     from hf_finetune.core.data.sources import load_source
     from hf_finetune.core.model.kernels import fuse_activations
     from hf_finetune.core.model.trainers import target_loss
-    from hf_finetune.methods.instruction.data import prepare_instructions
     from hf_finetune.methods.instruction.encoding import encode_instructions
+    from hf_finetune.methods.text.instructions import prepare_instructions
 
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     model.config.use_cache = False

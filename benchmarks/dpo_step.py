@@ -62,9 +62,9 @@ def build(setting: str, model, tokenizer, dataset: str, batch: int, folder: str)
     from hf_finetune.methods.instruction.encoding import encode_example
     from hf_finetune.methods.preference import trainer as preference_trainer
     from hf_finetune.methods.preference.arguments import PreferenceArguments, dpo_config_from
-    from hf_finetune.methods.preference.data import load_preference_data
-    from hf_finetune.methods.preference.encoding import encode_pair
     from hf_finetune.methods.preference.trainer import build_preference_trainer
+    from hf_finetune.methods.text.pair_encoding import encode_pair
+    from hf_finetune.methods.text.pairs import load_preference_data
 
     entries = list(load_preference_data(dataset, None, None, drop_identical_pairs=True).splits["train"])[:batch]
     args = TrainingArguments(output_dir=folder, report_to="none", use_cpu=True, per_device_train_batch_size=batch,

@@ -55,9 +55,9 @@ from hf_finetune.core.data.collate import padding_collator  # noqa: E402
 from hf_finetune.core.data.sources import load_source  # noqa: E402
 from hf_finetune.core.model.loading import load_tokenizer  # noqa: E402
 from hf_finetune.core.model.trainers import TargetLossTrainer  # noqa: E402
-from hf_finetune.methods.instruction.data import prepare_instructions  # noqa: E402
 from hf_finetune.methods.instruction.encoding import encode_instructions  # noqa: E402
 from hf_finetune.methods.instruction.generate import LogValidationResponse
+from hf_finetune.methods.text.instructions import prepare_instructions  # noqa: E402
 from hf_finetune.methods.text.prompt import format_example  # noqa: E402
 from hf_finetune.methods.text.responses import generate_responses  # noqa: E402
 

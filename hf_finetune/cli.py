@@ -26,11 +26,14 @@ TRAINING_COMMANDS = {
     "instruction": Command("hf_finetune.recipes.instruction", "Alpaca instruction tuning (recipes/instruction.py)"),
     "chat": Command("hf_finetune.recipes.spanish_chat", "chat tuning, three loss methods (recipes/spanish_chat.py)"),
     "preference": Command("hf_finetune.recipes.preference", "DPO after instruction tuning (recipes/preference.py)"),
+    "reward": Command("hf_finetune.recipes.reward", "a reward model on preference pairs (recipes/reward.py)"),
+    "grpo": Command("hf_finetune.recipes.grpo", "GRPO from checkable rewards or a reward model (recipes/grpo.py)"),
 }
 TOOLS = {
     "predict": Command("hf_finetune.predict", "classify texts with a finished spam/classify run"),
     "generate": Command("hf_finetune.generate", "answer an instruction with a finished instruction run"),
     "chat-answer": Command("hf_finetune.chat_answer", "answer questions with a finished chat run"),
+    "score": Command("hf_finetune.score", "score answers to a prompt with a finished reward run"),
     "compare": Command("hf_finetune.compare", "compare finished runs or --seeds series: flags, metrics, curves"),
     "tiny": Command("hf_finetune.tiny", "write a random-init GPT-2 or Bloom (offline tests and smoke runs)"),
 }

@@ -52,10 +52,12 @@ class ComparedRun:
 
     @property
     def varies_split(self) -> bool:
-        """Whether the seeds of a --seeds run cut their own data splits (--seeds_vary_split, or a series
-        trained before one split for every seed was the rule: then each seed cut its split with its seed)."""
-        return self.seeds is not None and bool(self.config.get("seeds_vary_split", "split" in self.config
-                                                                and "split_seed" not in self.config))  # fmt: skip
+        """Whether the seeds of a --seeds run cut their own data splits (--seeds_vary_split, or a classifier
+        series trained before one split for every seed was the rule: then each seed cut its split with its
+        seed). Instruction data and preference pairs are cut in file order: the same for every seed."""
+        file_order = "instruction_column" in self.config  # instruction data and preference pairs
+        legacy = "split" in self.config and "split_seed" not in self.config and not file_order
+        return self.seeds is not None and bool(self.config.get("seeds_vary_split", legacy))
 
     def describe(self) -> str:
         if self.seeds is None:

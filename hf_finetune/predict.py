@@ -24,6 +24,7 @@ from hf_finetune.core.run.seeds import CONFIG
 from hf_finetune.core.run.training import RunIdentity
 from hf_finetune.methods.classify.head.predict import head_predictor
 from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
+from hf_finetune.methods.reward.saved import is_reward_run
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
 
@@ -34,6 +35,7 @@ RUN_KINDS = {
     "label_token": ("a label-token classifier", "python -m hf_finetune.predict"),
     "instruction": ("a text generator (instruction method)", "python -m hf_finetune.generate"),
     "chat": ("a chat model (chat method)", "python -m hf_finetune.chat_answer"),
+    "reward": ("a reward model (reward method)", "hf-finetune score"),
 }
 
 
@@ -54,7 +56,7 @@ def run_kind(run_dir: Path) -> str:
         return "chat" if has_chat_template(run_dir) else "instruction"
     found = architectures(run_dir)
     if any(name.endswith("ForSequenceClassification") for name in found):
-        return "head"
+        return "reward" if is_reward_run(run_dir) else "head"
     raise UserError(f"{run_dir} holds a {', '.join(found) or 'model'}, which none of the tools can use.")
 
 

@@ -48,6 +48,11 @@ def instruction_json() -> Path:
 
 
 @pytest.fixture(scope="session")
+def preference_json() -> Path:
+    return shared_path("data", "llms_from_scratch_instruction", "instruction-data-with-preference.json")
+
+
+@pytest.fixture(scope="session")
 def gpt2_tokenizer_dir() -> Path:
     return shared_path("models", "gpt2-tokenizer")
 

@@ -11,12 +11,12 @@ import torch
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
 from hf_finetune.core.model.lora import LoraArguments, apply_lora
+from hf_finetune.core.report.reliability import expected_calibration_error
 from hf_finetune.methods.classify.calibration import (
     MAX_TEMPERATURE,
     MIN_TEMPERATURE,
     Calibration,
     class_nll,
-    expected_calibration_error,
     fit_temperature,
     fold_temperature,
     with_probability_limit,

@@ -12,11 +12,11 @@ from dataclasses import fields
 import pytest
 from transformers import TrainingArguments
 
-from hf_finetune import chat_answer, classify, cli, compare, generate, predict, sft, tiny
+from hf_finetune import chat_answer, classify, cli, compare, generate, predict, score, sft, tiny
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.methods.classify.head.train import ARGUMENTS as HEAD_ARGUMENTS
-from hf_finetune.recipes import instruction, preference, spam, spanish_chat
+from hf_finetune.recipes import grpo, instruction, preference, reward, spam, spanish_chat
 
 HELP_LINES = 120  # at 100 columns
 OVERVIEW_LINES = 30
@@ -27,6 +27,9 @@ ENTRY_POINTS = {
     "recipes/instruction.py": instruction.main,
     "recipes/spanish_chat.py": spanish_chat.main,
     "recipes/preference.py": preference.main,
+    "recipes/reward.py": reward.main,
+    "recipes/grpo.py": grpo.main,
+    "python -m hf_finetune.score": score.main,
     "python -m hf_finetune.classify": classify.main,
     "python -m hf_finetune.sft": sft.main,
     "python -m hf_finetune.predict": predict.main,
@@ -43,6 +46,9 @@ SAME_AS = {
     "instruction": "recipes/instruction.py",
     "chat": "recipes/spanish_chat.py",
     "preference": "recipes/preference.py",
+    "reward": "recipes/reward.py",
+    "grpo": "recipes/grpo.py",
+    "score": "python -m hf_finetune.score",
     "predict": "python -m hf_finetune.predict",
     "generate": "python -m hf_finetune.generate",
     "chat-answer": "python -m hf_finetune.chat_answer",
@@ -55,6 +61,8 @@ TRAINING = {
     "recipes/instruction.py": (("instruction method",), instruction.DEFAULTS),
     "recipes/spanish_chat.py": (("chat method",), spanish_chat.DEFAULTS),
     "recipes/preference.py": (("preference method",), preference.DEFAULTS),
+    "recipes/reward.py": (("reward method",), reward.DEFAULTS),
+    "recipes/grpo.py": (("GRPO method",), grpo.DEFAULTS),
     "python -m hf_finetune.classify": (("classifier", "label-token method"), classify.DEFAULTS),
 }
 

@@ -314,3 +314,12 @@ def test_an_empty_folder_value_is_refused_not_read_as_the_current_folder(empty, 
     line = refusal([first, second, *empty], capsys)
     assert line == f"error: {what} is empty; name a folder."
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a", "b"]
+
+
+def test_a_series_of_a_method_that_cuts_its_split_in_file_order_is_not_said_to_vary_it(tmp_path, capsys):
+    """Instruction data and preference pairs: --split is fractions cut in file order, the same for every seed."""
+    config = {"split": "0.85,0.05,0.10", "instruction_column": "instruction"}
+    seeded = seeds_run(tmp_path / "seeded", [0.5, 0.7], [["spam", "ham", "spam", "ham"]] * 2, **config)
+    single = finished_run(tmp_path / "single", ["spam", "ham", "spam", "ham"])
+    _, out = compared([seeded, single], capsys)
+    assert f"- seeded: {seeded}, 2 seeds (1, 2)\n" in out and "its own data split" not in out

@@ -1,7 +1,8 @@
 """Every method survives a crash, a preemption, Ctrl-C and a non-finite loss.
 
 For each method (head: recipes/spam.py; label-token: `python -m hf_finetune.classify`;
-instruction: recipes/instruction.py; chat: recipes/spanish_chat.py, masked loss), on a tiny
+instruction: recipes/instruction.py; chat: recipes/spanish_chat.py, masked loss; reward:
+recipes/reward.py), on a tiny
 random-init GPT-2, a few dozen rows and about 24 steps, evaluated every 5 steps and at each
 epoch's end (chat: no evaluation), a checkpoint at each epoch's end:
 - SIGKILL after the first epoch-end checkpoint, then `--resume_from_checkpoint auto`: bit-identical
@@ -44,6 +45,7 @@ from hf_finetune.methods.chat.train import main as chat_main
 from hf_finetune.methods.classify.head.train import main as head_main
 from hf_finetune.methods.instruction.train import main as instruction_main
 from hf_finetune.recipes import instruction as instruction_recipe
+from hf_finetune.recipes import reward as reward_recipe
 from hf_finetune.recipes import spam, spanish_chat
 
 STEPS = 24  # every method's run below takes this many optimizer steps
@@ -85,6 +87,13 @@ def chat_flags(inputs: dict, output: Path) -> list[str]:
             "--eval_strategy", "no", "--save_steps", "10"]  # fmt: skip
 
 
+def reward_flags(inputs: dict, output: Path) -> list[str]:
+    # 48 pairs in batches of 4: 12 steps per epoch
+    return ["--model_name_or_path", str(inputs["model"]), "--dataset", str(inputs["pairs"]),
+            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8", "--num_train_epochs", "2",
+            "--max_length", "256", "--output_dir", str(output), *COMMON, "--save_steps", "12"]  # fmt: skip
+
+
 METHODS = {
     "head": MethodUnderTest(
         [sys.executable, "recipes/spam.py"],
@@ -109,6 +118,7 @@ METHODS = {
         chat_flags,
         10,
     ),
+    "reward": MethodUnderTest([sys.executable, "recipes/reward.py"], reward_recipe.main, reward_flags, 12),
 }
 
 
@@ -116,7 +126,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def inputs(tiny_gpt2, rt_folder, instruction_json, tmp_path_factory) -> dict:
+def inputs(tiny_gpt2, rt_folder, instruction_json, preference_json, tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("reliability-data")
     classification = folder / "reviews"
     classification.mkdir()
@@ -149,10 +159,17 @@ def inputs(tiny_gpt2, rt_folder, instruction_json, tmp_path_factory) -> dict:
         ("test", entries[28:32]),
     ):
         (instruction / f"{split}.json").write_text(json.dumps(rows))
+    pairs = folder / "pairs"
+    pairs.mkdir()
+    book = [entry for entry in json.loads(preference_json.read_text(encoding="utf-8"))[:70]
+            if entry["chosen"] != entry["rejected"]]  # fmt: skip
+    for split, rows in (("train", book[:48]), ("validation", book[48:56]), ("test", book[56:64])):
+        (pairs / f"{split}.json").write_text(json.dumps(rows))
     return {
         "model": tiny_gpt2,
         "classification": classification,
         "instruction": instruction,
+        "pairs": pairs,
     }
 
 

@@ -11,8 +11,8 @@ from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.methods.instruction.data import Columns, prepare_instructions
 from hf_finetune.methods.instruction.encoding import IGNORE_INDEX, encode_example, encode_instructions
+from hf_finetune.methods.text.instructions import Columns, prepare_instructions
 from hf_finetune.methods.text.prompt import format_example, format_prompt, prompt_ids
 
 WITH_INPUT = {

@@ -12,7 +12,7 @@ from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
 from hf_finetune.methods.chat.train import ARGUMENTS as CHAT_ARGUMENTS
 from hf_finetune.methods.chat.train import ChatMethod
-from hf_finetune.methods.instruction.data import entry_texts, prepare_instructions
+from hf_finetune.methods.text.instructions import entry_texts, prepare_instructions
 
 
 @pytest.fixture(scope="module")

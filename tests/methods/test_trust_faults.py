@@ -36,11 +36,13 @@ from hf_finetune.methods.classify import command as classify_command
 from hf_finetune.methods.classify.calibration import calibration_headline, calibration_plan, check_calibration_data
 from hf_finetune.methods.classify.data import prepare_classification
 from hf_finetune.methods.classify.head import train as head_train
+from hf_finetune.methods.grpo import train as grpo_train
 from hf_finetune.methods.instruction import train as instruction_train
 from hf_finetune.methods.instruction.encoding import encode_instructions
 from hf_finetune.methods.preference import train as preference_train
-from hf_finetune.methods.preference.encoding import encode_pair
-from hf_finetune.recipes import classify, instruction, preference, spam, spanish_chat
+from hf_finetune.methods.reward import train as reward_train
+from hf_finetune.methods.text.pair_encoding import encode_pair
+from hf_finetune.recipes import classify, grpo, instruction, preference, reward, spam, spanish_chat
 
 TRAINING = {
     "spam": spam.main,
@@ -48,6 +50,8 @@ TRAINING = {
     "instruction": instruction.main,
     "chat": spanish_chat.main,
     "preference": preference.main,
+    "reward": reward.main,
+    "grpo": lambda argv: grpo.main([*argv, "--rewards", "exact"]),
 }
 
 
@@ -110,7 +114,7 @@ def test_classifier_only_numbers(flags, words, tmp_path, capsys):
     assert words in line, line
 
 
-@pytest.mark.parametrize("command", ["instruction", "chat"])
+@pytest.mark.parametrize("command", ["instruction", "chat", "reward", "grpo"])
 def test_a_method_whose_split_draws_nothing_refuses_seeds_vary_split(command, tmp_path, capsys):
     line = refusal(TRAINING[command], training_argv(tmp_path, "--seeds", "1,2", "--seeds_vary_split"), capsys)
     assert "--seeds_vary_split: this method's data split draws nothing at random" in line
@@ -262,6 +266,8 @@ ARGUMENTS = {
     "instruction": (instruction_train.ARGUMENTS, instruction.DEFAULTS),
     "chat": (chat_train.ARGUMENTS, spanish_chat.DEFAULTS),
     "preference": (preference_train.ARGUMENTS, preference.DEFAULTS),
+    "reward": (reward_train.ARGUMENTS, reward.DEFAULTS),
+    "grpo": (grpo_train.ARGUMENTS, grpo.DEFAULTS),
 }
 
 

@@ -1,10 +1,6 @@
 """Calibration of the classifier methods: do the probabilities mean what they say?
 
-- Expected calibration error (ECE): the examples are put in 15 equal-width bins by their
-  confidence (the top class's probability, bins (0, 1/15], (1/15, 2/15], ...); ECE is the mean
-  over bins, weighted by their examples, of |accuracy - mean confidence| (Guo et al. 2017, "On
-  Calibration of Modern Neural Networks"). scikit-learn's `calibration_curve` gives a binary
-  positive-class curve without the bins' sizes, and `evaluate` has no ECE, so it is computed here.
+- Expected calibration error (ECE), measured by core/report/reliability.py.
 - A reliability diagram per split (PNG and PDF): accuracy against confidence, bin by bin.
 - `--calibrate`: temperature scaling. One scalar T > 0 fitted on the validation split's class
   scores by minimising their negative log-likelihood (NLL); the probabilities become
@@ -29,8 +25,8 @@ from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.report.curves import plt, save_figure
 from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.core.report.reliability import ECE_BINS, expected_calibration_error, reliability_bins
 
-ECE_BINS = 15
 # Temperatures searched; an optimum at either end means the NLL has no minimum in between.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 RELIABILITY_PLOT = "reliability"
@@ -78,26 +74,6 @@ def calibration_plan(calibrate: bool, validation_size: int) -> dict[str, str]:
     few = few_calibration_examples(validation_size)
     return {"calibrate": f"a temperature fitted on the {validation_size} validation texts after training"
             + (f"; warning: {few}" if few else "")}  # fmt: skip
-
-
-def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE over `bins` equal-width confidence bins (see the module's docstring)."""
-    counts, confidence, accuracy = reliability_bins(probabilities, labels, bins)
-    return float(np.sum(counts * np.abs(accuracy - confidence)) / max(counts.sum(), 1))
-
-
-def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS):
-    """Per confidence bin: its examples, their mean confidence and their accuracy (0 where empty)."""
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    confidence = probabilities.max(axis=-1)
-    correct = probabilities.argmax(axis=-1) == np.asarray(labels)
-    inner_edges = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-    bin_of = np.searchsorted(inner_edges, confidence, side="left")  # (lower, upper]
-    counts = np.bincount(bin_of, minlength=bins)
-    seen = np.maximum(counts, 1)
-    mean_confidence = np.bincount(bin_of, weights=confidence, minlength=bins) / seen
-    accuracy = np.bincount(bin_of, weights=correct, minlength=bins) / seen
-    return counts, mean_confidence, accuracy
 
 
 def class_nll(scores: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:

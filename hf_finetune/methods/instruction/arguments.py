@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.instructions import Columns
 from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
-
-from .data import Columns
 
 
 @dataclass

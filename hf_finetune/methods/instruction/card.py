@@ -6,9 +6,8 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.report.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
 from hf_finetune.core.report.markdown import markdown_table
+from hf_finetune.methods.text.instructions import InstructionData
 from hf_finetune.methods.text.prompt import format_prompt
-
-from .data import InstructionData
 
 
 def instruction_card(base_model: str, data: InstructionData, results: dict, what_trains: str, mask_prompt: bool, args: TrainingArguments) -> str:

@@ -26,10 +26,10 @@ from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.curves import history_from_log
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text.instructions import load_instruction_data
 
 from .arguments import InstructionArguments
 from .card import instruction_card
-from .data import load_instruction_data
 from .encoding import encode_instructions
 from .generate import LogValidationResponse
 from .report import answer_test_split, write_instruction_results

@@ -9,11 +9,9 @@ from typing import ClassVar
 from transformers import TrainingArguments
 
 from hf_finetune.core.arguments import training_args_as
-from hf_finetune.core.data.sources import check_dataset_url
 from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.pairs import PairDataArguments
 from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
-
-from .data import PairColumns
 
 # The losses TRL 1.16's DPOTrainer offers (DPOConfig.loss_type); tests/methods/test_preference_data.py
 # checks this list against the installed TRL.
@@ -25,43 +23,10 @@ INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves
 
 
 @dataclass
-class PreferenceArguments:
+class PreferenceArguments(PairDataArguments):
+    # The data flags (--dataset, the columns, --split, --max_length, ...) are PairDataArguments'.
     help_section: ClassVar[str] = "preference method"
 
-    dataset: str = field(
-        default="preference_data",
-        metadata={
-            "help": "preference_data (the book's), or a file, folder or Hub id of pairs."
-        },
-    )
-    instruction_column: str = field(
-        default="instruction", metadata={"help": "Column of the instruction (or prompt)."}
-    )
-    input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
-    chosen_column: str = field(default="chosen", metadata={"help": "Column of the preferred answer."})
-    rejected_column: str = field(default="rejected", metadata={"help": "Column of the answer to move away from."})
-    dataset_url: str | None = field(default=None, metadata={"help": "Download preference_data from this URL."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
-    split: str = field(
-        default="0.85,0.05,0.10",
-        metadata={"help": "Fractions of train,validation,test."},
-    )
-    dedupe: bool = field(
-        default=False,
-        metadata={
-            "help": "Drop the duplicate pairs the leakage report counts."
-        },
-    )
-    drop_identical_pairs: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Drop chosen == rejected pairs (default: for preference_data only)."
-        },
-    )
-    max_length: int = field(
-        default=1024,
-        metadata={"help": "Longest prompt + answer (the prompt is cut)."},
-    )
     beta: float = field(
         default=0.1, metadata={"help": "Higher: the model stays nearer the reference."}
     )
@@ -91,9 +56,6 @@ class PreferenceArguments:
     )
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
 
-    def columns(self) -> PairColumns:
-        return PairColumns(self.instruction_column, self.input_column, self.chosen_column, self.rejected_column)
-
     def loss_types(self) -> list[str]:
         return [name.strip() for name in self.loss_type.split(",")]
 
@@ -106,17 +68,12 @@ class PreferenceArguments:
             raise UserError(f"--loss_weights: '{self.loss_weights}' is not a comma-separated list of numbers.") from None
 
     def check(self) -> None:
-        for name in ("max_length", "max_new_tokens", "generation_batch_size"):
+        self.check_pair_flags()
+        for name in ("max_new_tokens", "generation_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)}).")
         if self.report_examples < 0:
             raise UserError(f"--report_examples must not be negative (got {self.report_examples}).")
-        for name in ("instruction_column", "input_column", "chosen_column", "rejected_column"):
-            if not getattr(self, name).strip():
-                raise UserError(f"--{name} is empty; name a column of the data.")
-        check_dataset_url(self.dataset, self.dataset_url)
-        if self.chosen_column == self.rejected_column:
-            raise UserError(f"--chosen_column and --rejected_column both name '{self.chosen_column}'; they must differ.")
         if self.beta <= 0:
             raise UserError(f"--beta must be above 0 (got {self.beta}); DPO's usual values are 0.1 to 0.5.")
         unknown = [name for name in self.loss_types() if name not in LOSS_TYPES]

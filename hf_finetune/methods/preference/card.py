@@ -5,9 +5,9 @@ from __future__ import annotations
 from transformers import TrainingArguments
 
 from hf_finetune.core.report.hub import GENERATOR_LIMITS, is_adapter, model_card, training_summary
+from hf_finetune.methods.text.pairs import PreferenceData
 from hf_finetune.methods.text.prompt import format_prompt
 
-from .data import PreferenceData
 from .report import figures_table, responses_table
 
 

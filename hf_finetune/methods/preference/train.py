@@ -24,11 +24,10 @@ from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text.pair_encoding import encode_pairs
 
 from .arguments import INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
 from .card import preference_card
-from .data import load_preference_data
-from .encoding import encode_pairs
 from .report import (
     STAGES,
     greedy_answers,
@@ -69,11 +68,7 @@ class PreferenceMethod(Method):
         return {"prediction_loss_only": True}
 
     def load_data(self) -> None:
-        args = self.args
-        self.data = load_preference_data(
-            args.dataset, args.dataset_url, args.cache_dir, args.split, args.columns(), args.drop_identical_pairs,
-            args.dedupe,
-        )
+        self.data = self.args.load()
 
     def tokenize(self, tokenizer) -> None:
         # Encoded with --max_length before the model loads: a pair with no room for its answers costs

@@ -1,0 +1,1 @@
+"""GRPO: online reinforcement learning of an instruction-tuned model from rewards."""
