@@ -55,6 +55,9 @@ def check_training_values(args: TrainingArguments) -> None:
             "must be 1 or more (or unset)",
         ),
         (args.dataloader_num_workers < 0, "--dataloader_num_workers", "must not be negative"),
+        # Trainer keeps every checkpoint for 0 or less, as for no limit: a user asking for none would keep all.
+        (args.save_total_limit is not None and args.save_total_limit < 1, "--save_total_limit",
+         "must be 1 or more (or unset to keep every checkpoint; --save_strategy no saves none)"),
         # Seconds a process waits in a collective for the others (run/machines.py): 0 fails the first one;
         # beyond about 31 years, the backends' millisecond counts and timedelta overflow.
         (not 1 <= args.ddp_timeout <= 10**9, "--ddp_timeout", "must be between 1 and 10**9 seconds"),

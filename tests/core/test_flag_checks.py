@@ -39,6 +39,8 @@ BAD_VALUES = [
     (["--seed", str(2**32)], "--seed: 4294967296 must be between 0"),
     (["--data_seed", "-4"], "--data_seed: -4 must be between 0"),
     (["--dataloader_num_workers", "-1"], "--dataloader_num_workers: -1 must not be negative"),
+    (["--save_total_limit", "0"], "--save_total_limit: 0 must be 1 or more (or unset to keep every checkpoint"),
+    (["--save_total_limit=-1"], "--save_total_limit: -1 must be 1 or more"),
     (["--ddp_timeout", "0"], "--ddp_timeout: 0 must be between 1 and 10**9 seconds"),
     (["--ddp_timeout", "-600"], "--ddp_timeout: -600 must be between 1 and 10**9 seconds"),
     (["--ddp_timeout", str(10**12)], "--ddp_timeout: 1000000000000 must be between 1 and 10**9 seconds"),
