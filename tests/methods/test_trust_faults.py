@@ -578,3 +578,11 @@ def test_a_checkpoint_from_before_run_identity_is_judged_by_its_run_folders_flag
         check_checkpoint_fits(str(checkpoint), {"method": "label-token"}, model=None, config=ours)
     (checkpoint.parent / "config.yaml").write_text("method: head\nlabel_words: null\nseparator: null\n")
     check_checkpoint_fits(str(checkpoint), {"method": "head"}, model=None, config={"learning_rate": 0.001})  # spam
+
+
+@pytest.mark.parametrize("label, held", [(["good"], "lists"), ({"name": "good"}, "objects")])
+def test_a_label_column_of_lists_or_objects_is_refused_not_turned_into_class_names(label, held, tmp_path, capsys):
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": f"text {i}", "label": label}) + "\n" for i in range(4)))
+    line = refusal(classify.main, training_argv(tmp_path, "--dataset", data), capsys)
+    assert f"--dataset: {data}" in line and f"column 'label' holds {held}, not labels" in line

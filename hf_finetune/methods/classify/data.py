@@ -298,6 +298,13 @@ def _check_columns(where: str, data, text_column: str, label_column: str) -> Non
                 f"--dataset: {where} has no column '{column}' (columns: {', '.join(data.column_names)}); "
                 f"name the right one with {flag}."
             )
+        feature = data.features[column]
+        if not isinstance(feature, (datasets.Value, datasets.ClassLabel)):  # a list or an object per row
+            held = "objects" if isinstance(feature, dict) else "lists" if "list" in type(feature).__name__.lower() or \
+                isinstance(feature, datasets.Sequence) else "values of another kind"  # fmt: skip
+            raise UserError(f"--dataset: {where}, column '{column}' holds {held}, not "
+                            f"{'texts' if column == text_column else 'labels'}; give one text or number per "
+                            f"row, or name another column with {flag}.")  # fmt: skip
 
 
 def _checked_split(source: SourceData, split: str, data, text_column: str, label_column: str, names: list[str]) -> dict[str, list]:
