@@ -1,7 +1,7 @@
 """Compare finished runs, of any method:
 
-    python -m hf_finetune.compare outputs/lr-low outputs/lr-high
-    python -m hf_finetune.compare outputs/head outputs/label-token --output outputs/head-vs-label-token
+    hf-finetune compare outputs/lr-low outputs/lr-high
+    hf-finetune compare outputs/head outputs/label-token --output outputs/head-vs-label-token
 
 Each RUN_DIR is the --output_dir of a finished run (all_results.json) or of a --seeds run
 (summary.json). Prints the flags that differ (from each config.yaml) and the final metrics (mean ±
@@ -22,15 +22,13 @@ import yaml
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.saved_runs import require_saved_run
 from hf_finetune.core.parsing import ToolParser
-from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.report.results import checked_results, checked_summary
-from hf_finetune.core.run.ownership import run_folder_above
-from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
-from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+from hf_finetune.core.run.ownership import CONFIG, SUMMARY, run_folder_above
+
+# torch, transformers and matplotlib are imported where they are used: `compare --help` needs none of them.
 
 
 @dataclass
@@ -88,12 +86,16 @@ def unfinished(folder: Path) -> UserError:
     if any(path.is_dir() for path in folder.glob("seed-*")):
         return UserError(f"{folder} is a --seeds run that has not finished (no {SUMMARY}); run its command again, "
                          f"which keeps the seeds that finished.")  # fmt: skip
+    from hf_finetune.core.model.saved_runs import require_saved_run
+
     require_saved_run(folder)  # raises the sentence for checkpoints only, an unfinished save, no run at all
     return UserError(f"{folder} holds a saved model but no {FINISHED_MARKER}: its run did not finish writing its "
                      f"results (or it is one method of a chat --compare run); train it again.")  # fmt: skip
 
 
 def load_run(folder: Path, name: str) -> ComparedRun:
+    from hf_finetune.core.run.seeds import final_metrics
+
     if (folder / SUMMARY).is_file():
         summary = checked_summary(folder / SUMMARY)
         run_folders = [folder / run["folder"] for run in summary["runs"]]
@@ -187,6 +189,9 @@ def mean_history(histories: list[list[dict]]) -> list[dict]:
 
 def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
     """loss.png/.pdf (training and validation loss of every run) and, for classifiers, accuracy.png/.pdf."""
+    from hf_finetune.core.report.curves import plot_curves
+    from hf_finetune.core.run.seeds import examples_per_epoch, final_metrics, run_history
+
     histories = [mean_history([run_history(results) for results in run.results]) for run in runs]
     points = [{"epoch": point["epoch"], **{f"{index} {key}": value for key, value in point.items()}}
               for index, history in enumerate(histories) for point in history if "epoch" in point]  # fmt: skip
@@ -231,6 +236,8 @@ def metrics_section(runs: list[ComparedRun], metrics: dict[str, list[dict]], clo
 
 def compare(runs: list[ComparedRun]) -> tuple[dict, list[str]]:
     """compare.json's content and the sections of compare.md (without the curves)."""
+    from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+
     names = [run.name for run in runs]
     flags = differing_flags(runs)
     metrics = shared_metrics(runs)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.training_flags import is_training_arguments
 
 
 def config_file_argv(
@@ -115,7 +115,7 @@ def config_snapshot(*arguments) -> dict:
     the command line would give it back. Left out: secrets (tokens) and NOT_SNAPSHOT."""
     snapshot: dict[str, Any] = {}
     for item in arguments:
-        values = item.to_dict() if isinstance(item, TrainingArguments) else asdict(item)
+        values = item.to_dict() if is_training_arguments(type(item)) else asdict(item)
         for key, value in values.items():
             if key.startswith("_") or _is_secret(key) or key in NOT_SNAPSHOT:
                 continue
@@ -132,6 +132,8 @@ def with_training_defaults(config: dict) -> dict:
 @lru_cache(maxsize=1)
 def training_defaults() -> dict:
     """TrainingArguments' defaults as config_snapshot writes them (built once: building resets accelerate's state)."""
+    from transformers import TrainingArguments  # imports torch: not for --help
+
     return config_snapshot(TrainingArguments(output_dir="."))
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from transformers import TrainingArguments
+if TYPE_CHECKING:  # imports torch: not for --help
+    from transformers import TrainingArguments
 
 logger = logging.getLogger("hf_finetune")
 

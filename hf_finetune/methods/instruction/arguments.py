@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
-
-from .data import Columns
+from hf_finetune.core.training_flags import CommonTrainingArguments
+from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 
 
 @dataclass
@@ -63,7 +63,9 @@ class InstructionArguments:
     )
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
 
-    def columns(self) -> Columns:
+    def columns(self):
+        from .data import Columns  # datasets: not for --help
+
         return Columns(self.instruction_column, self.input_column, self.output_column)
 
     def check(self) -> None:
@@ -78,3 +80,7 @@ class InstructionArguments:
                 raise UserError(f"--{name} is empty; name a column of the data.")
         if self.instruction_column == self.output_column:
             raise UserError(f"--instruction_column and --output_column both name '{self.output_column}'; they must differ.")
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, CommonTrainingArguments, LoraArguments)

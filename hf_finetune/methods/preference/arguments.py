@@ -4,16 +4,17 @@ and the DPOConfig it trains with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import training_args_as
-from hf_finetune.core.data.sources import check_dataset_url
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments, training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
+from hf_finetune.core.training_flags import CommonTrainingArguments
+from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 
-from .data import PairColumns
+if TYPE_CHECKING:  # torch and datasets: not for --help
+    from transformers import TrainingArguments
+
+    from .data import PairColumns
 
 # The losses TRL 1.16's DPOTrainer offers (DPOConfig.loss_type); tests/methods/test_preference_data.py
 # checks this list against the installed TRL.
@@ -92,6 +93,8 @@ class PreferenceArguments:
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
 
     def columns(self) -> PairColumns:
+        from .data import PairColumns
+
         return PairColumns(self.instruction_column, self.input_column, self.chosen_column, self.rejected_column)
 
     def loss_types(self) -> list[str]:
@@ -114,6 +117,8 @@ class PreferenceArguments:
         for name in ("instruction_column", "input_column", "chosen_column", "rejected_column"):
             if not getattr(self, name).strip():
                 raise UserError(f"--{name} is empty; name a column of the data.")
+        from hf_finetune.core.data.sources import check_dataset_url  # datasets: not for --help
+
         check_dataset_url(self.dataset, self.dataset_url)
         if self.chosen_column == self.rejected_column:
             raise UserError(f"--chosen_column and --rejected_column both name '{self.chosen_column}'; they must differ.")
@@ -151,3 +156,7 @@ def dpo_config_from(args: TrainingArguments, preference: PreferenceArguments, ma
         max_length=max_length,  # every pair already fits: the collator cuts nothing
         dataset_num_proc=None,
     )
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, PreferenceArguments, RunArguments, CommonTrainingArguments, LoraArguments)
