@@ -207,7 +207,7 @@ def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
     written = plot_curves(points, losses, "Loss", output / "loss", **top)
     accuracies = {f"{index} eval_validation_accuracy": legend(run, "validation") for index, run in enumerate(runs)}
     if any(key in point for point in points for key in accuracies):
-        written += plot_curves(points, accuracies, "Accuracy", output / "accuracy", **top)
+        written += plot_curves(points, accuracies, "Accuracy", output / "accuracy", **top, bounds=(0, 1))
     return written
 
 

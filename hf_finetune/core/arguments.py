@@ -73,6 +73,9 @@ class RunArguments:
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
+    # Not a flag: the flags the user gave (command line or --config), set by parse_arguments; None
+    # when the run was not parsed from a command line. A run scales only the intervals not given.
+    given_flags: frozenset[str] | None = field(default=None, init=False, repr=False)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.command import is_secret
 from hf_finetune.core.training_flags import is_training_arguments
 
 
@@ -94,18 +95,13 @@ def value_tokens(path: str, key: str, value, takes_a_list: bool) -> list[str]:
     return [str(value)]
 
 
-def _is_secret(key: str) -> bool:
-    """hub_token and the like; not max_new_tokens or special_tokens."""
-    return key == "token" or key.endswith("_token")
-
-
 # Left out of config.yaml, so that the file trains the same run anywhere: where and how the command
 # writes and reports (a reuse names its own --output_dir; resuming is exact, so it changes no
 # result), the series a run is one of (a series' own config.yaml adds --seeds; a run's file trains
 # that one run), and the values the machine decides (--use_cpu is the default where there is no
 # accelerator; pinning only helps copies to one; the process's rank).
 NOT_SNAPSHOT = frozenset({"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "traceback", "seeds",
-                          "seeds_vary_split", "use_cpu", "dataloader_pin_memory", "local_rank"})  # fmt: skip
+                          "seeds_vary_split", "use_cpu", "dataloader_pin_memory", "local_rank", "given_flags"})  # fmt: skip
 
 
 def config_snapshot(*arguments) -> dict:
@@ -117,7 +113,7 @@ def config_snapshot(*arguments) -> dict:
     for item in arguments:
         values = item.to_dict() if is_training_arguments(type(item)) else asdict(item)
         for key, value in values.items():
-            if key.startswith("_") or _is_secret(key) or key in NOT_SNAPSHOT:
+            if key.startswith("_") or is_secret(key) or key in NOT_SNAPSHOT:
                 continue
             snapshot[key] = snapshot_value(key, value)
     return snapshot

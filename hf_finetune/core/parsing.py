@@ -24,6 +24,7 @@ from hf_finetune.core.help import (
     hf_argparser,
     module_prog,
 )
+from hf_finetune.core.report.command import record_command
 from hf_finetune.core.training_flags import CommonTrainingArguments, is_training_arguments, real_training_arguments
 
 CHECKED_TYPES = {float: finite_float, int: bounded_int}
@@ -119,6 +120,7 @@ def parse_arguments(
     argv = list(sys.argv[1:] if argv is None else argv)
     check_text_tokens(argv)
     help_only = asks_for_help(argv)
+    typed = list(argv)
     if not help_only:
         dataclass_types = real_training_arguments(dataclass_types)
     command = _command_help.get() or _CommandHelp()
@@ -153,9 +155,13 @@ def parse_arguments(
             for name in {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")} & known:
                 message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", f"--{name}", message)
             raise UserError(f"conflicting or invalid flags: {message.rstrip('.')}.") from None
+        given = frozenset(token[2:].split("=", 1)[0].replace("-", "_") for token in argv if token.startswith("--"))
         for item in parsed:
             if is_training_arguments(type(item)):
                 check_training_values(item)
+            if any(item_field.name == "given_flags" for item_field in fields(item)):
+                item.given_flags = given
+        record_command(prog, typed)
     except UserError as error:
         flag = re.match(r"--\w+", str(error))
         if flag and flag[0] in from_file:

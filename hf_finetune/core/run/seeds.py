@@ -320,6 +320,7 @@ def plot_seed_curves(output_dir: Path, histories: dict[int, list[dict]], per_epo
             "Accuracy",
             output_dir / "accuracy",
             **top,
+            bounds=(0, 1),
         )
     return written
 

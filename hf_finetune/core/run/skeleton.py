@@ -24,7 +24,7 @@ from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creati
 from hf_finetune.core.run.checkpoints import write_failure
 from hf_finetune.core.run.lock import Terminated, run_lock
 from hf_finetune.core.run.method import Method
-from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
+from hf_finetune.core.run.preflight import guard_output_dir, intervals_plan_line, settle_training_args
 from hf_finetune.core.run.saving import save_trained_model
 from hf_finetune.core.run.seeds import run_seeds
 from hf_finetune.core.run.training import check_checkpoint_fits, resolve_resume, run_identity, train_reliably
@@ -52,7 +52,8 @@ def run_locked(method: Method) -> dict:
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.
-    settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments())
+    intervals = settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments(),
+                                     run_args.given_flags)  # fmt: skip
     set_seed(args.seed)  # before any model loads: new weights (a class head) are the same in every run
     config = method.config()  # every value in force, once settled: config.yaml trains this run again
     policy = TrainablePolicy.parse(model_args.trainable)
@@ -89,6 +90,7 @@ def run_locked(method: Method) -> dict:
                 "device": device_name(args),
                 "precision": describe_precision(args),
                 "peak": peak.line(),
+                **intervals_plan_line(intervals, args),
                 "output": args.output_dir,
             },
         )
