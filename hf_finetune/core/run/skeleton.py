@@ -19,12 +19,13 @@ from hf_finetune.core.model.frozen_cache import check_cache_arguments, plan_froz
 from hf_finetune.core.model.kernels import frozen_weights_cast_once, fuse_activations
 from hf_finetune.core.model.precision import compute_dtype, describe_precision, training_autocast
 from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, make_trainable
-from hf_finetune.core.report.console import logger, print_block, set_log_level
+from hf_finetune.core.report.console import RunLogHandler, logger, messages_in_run_log, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
 from hf_finetune.core.run.lock import Terminated, run_lock
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.preflight import guard_output_dir, intervals_plan_line, settle_training_args
+from hf_finetune.core.run.progress import use_run_console
 from hf_finetune.core.run.saving import save_trained_model
 from hf_finetune.core.run.seeds import run_seeds
 from hf_finetune.core.run.training import check_checkpoint_fits, resolve_resume, run_identity, train_reliably
@@ -40,11 +41,12 @@ def run(method: Method) -> dict:
 
 
 def run_one(method: Method) -> dict:
-    with run_lock(method.training_args):  # one run per output folder, from before anything loads
-        return run_locked(method)
+    # One run per output folder, from before anything loads; library messages into its run.log.
+    with run_lock(method.training_args), messages_in_run_log(method.training_args) as log_file:
+        return run_locked(method, log_file)
 
 
-def run_locked(method: Method) -> dict:
+def run_locked(method: Method, log_file: RunLogHandler | None = None) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
@@ -94,10 +96,13 @@ def run_locked(method: Method) -> dict:
                 "output": args.output_dir,
             },
         )
+    if log_file is not None:
+        log_file.start()  # the run is under way: its log from the start is kept
 
     # Training and the final figures.
     with repo_creation_reported(args):
         trainer = method.build_trainer(model, tokenizer)
+    use_run_console(trainer)  # one bar, a line per evaluation; the raw log dicts into run.log
     defer_push_to_end(trainer)
     usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
     models = [trainer.model, getattr(trainer, "ref_model", None)]  # their frozen weights: cast to bf16 once, not per step
