@@ -56,6 +56,12 @@ def test_an_evaluation_is_one_line_and_other_logs_are_none(logs, line):
     assert evaluation_line(logs, 7, 30) == line
 
 
+def test_an_evaluation_before_training_names_step_0_alone():
+    # Trainer knows no step count before train(): the untrained model's evaluation (instruction, DPO)
+    logs = {"eval_validation_loss": 10.81, "eval_validation_model_preparation_time": 0.0057}
+    assert evaluation_line(logs, 0, 0) == "step 0  validation: loss 10.81"
+
+
 def test_a_run_prints_no_raw_dicts_and_keeps_them_and_the_libraries_warnings_in_run_log(tiny_gpt2, tmp_path, capsys):
     output = tmp_path / "run"
     before = console_handlers()

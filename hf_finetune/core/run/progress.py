@@ -16,7 +16,8 @@ from hf_finetune.core.report.console import run_log
 
 # Per-evaluation figures not worth a place on the line (timings; the classifiers' precision and
 # recall, which F1 sums up; the preference method's raw log-probabilities and logits).
-LEFT_OUT = ("runtime", "samples_per_second", "steps_per_second", "precision", "recall", "logps/", "logits/")
+LEFT_OUT = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time", "precision", "recall",
+            "logps/", "logits/")
 SPLIT_NAMES = {"eval_validation_": "validation", "eval_train_": "training sample", "eval_": "validation"}
 
 
@@ -28,7 +29,12 @@ def evaluation_line(logs: dict, step: int, max_steps: int) -> str | None:
         return None
     figures = [f"{key[len(prefix):].replace('_', ' ')} {value:.4g}" for key, value in logs.items()
                if key.startswith(prefix) and isinstance(value, (int, float)) and not any(part in key for part in LEFT_OUT)]  # fmt: skip
-    return f"step {step}/{max_steps}  {SPLIT_NAMES[prefix]}: {', '.join(figures)}"
+    return f"{step_of(step, max_steps)}  {SPLIT_NAMES[prefix]}: {', '.join(figures)}"
+
+
+def step_of(step: int, max_steps: int) -> str:
+    """`step 7/30`; `step 0` before training (Trainer knows no step count yet)."""
+    return f"step {step}/{max_steps}" if max_steps else f"step {step}"
 
 
 class RunConsole(LabelledProgressCallback):
@@ -68,7 +74,7 @@ class RunConsole(LabelledProgressCallback):
                 self.training_bar.set_postfix(loss=f"{logs['loss']:.4g}", refresh=False)
                 return
             if not self.bars and "epoch" in logs:
-                line = f"step {state.global_step}/{state.max_steps}  training loss {logs['loss']:.4g}"
+                line = f"{step_of(state.global_step, state.max_steps)}  training loss {logs['loss']:.4g}"
         if line is not None:
             tqdm.write(line, file=sys.stdout)
 
