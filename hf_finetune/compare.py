@@ -107,7 +107,7 @@ def load_run(folder: Path, name: str) -> ComparedRun:
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
                    for key, figures in summary["metrics"].items()}  # fmt: skip
-        config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
+        config = {**read_config(folder), "seed": "each of --seeds"}  # --seeds replaces --seed
         return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
         raise unfinished(folder)
@@ -214,7 +214,7 @@ def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
 def flags_section(flags: dict[str, list], names: list[str]) -> str:
     if not flags:
         return "## Flags that differ\n\nNone: the runs were trained with the same flags."
-    rows = [[key, *("(default)" if value is None else str(value) for value in values)] for key, values in flags.items()]
+    rows = [[key, *("not set" if value is None else str(value) for value in values)] for key, values in flags.items()]
     return "## Flags that differ\n\n" + markdown_table(["flag", *names], rows)
 
 
