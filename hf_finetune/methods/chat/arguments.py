@@ -21,6 +21,7 @@ COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 @dataclass
 class ChatArguments:
     help_section: ClassVar[str] = "chat method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_dir", "report_examples"})  # --help-all lists them
 
     method: str = field(
         default="masked",

@@ -14,6 +14,10 @@ from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 @dataclass
 class InstructionArguments:
     help_section: ClassVar[str] = "instruction method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"dataset_url", "cache_dir", "generation_batch_size", "report_examples", "train_eval_samples",
+         "sample_max_new_tokens"}
+    )
 
     dataset: str = field(
         default="instruction_data",

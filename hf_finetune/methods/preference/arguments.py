@@ -28,6 +28,10 @@ INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves
 @dataclass
 class PreferenceArguments:
     help_section: ClassVar[str] = "preference method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"dataset_url", "cache_dir", "loss_weights", "label_smoothing", "precompute_ref_log_probs",
+         "generation_batch_size", "report_examples"}
+    )
 
     dataset: str = field(
         default="preference_data",
