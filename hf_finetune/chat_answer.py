@@ -1,7 +1,7 @@
 """Answer questions with a model trained by recipes/spanish_chat.py (greedy generation):
 
-    python -m hf_finetune.chat_answer outputs/spanish_chat 'How do you say "day" in Spanish?'
-    python -m hf_finetune.chat_answer outputs/spanish_chat/masked --file questions.txt   # after --compare
+    hf-finetune chat-answer outputs/spanish_chat 'How do you say "day" in Spanish?'
+    hf-finetune chat-answer outputs/spanish_chat/masked --file questions.txt   # after --compare
 
 The prompt is written by the chat template saved with the run's tokenizer, so it is the text
 form the model was trained on. Prints one answer per line (JSON lines with --json).
@@ -13,7 +13,6 @@ import json
 
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.parsing import ToolParser
-from hf_finetune.methods.chat.answers import answer_run
 from hf_finetune.predict import read_texts, require_run_kind
 
 
@@ -29,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.max_new_tokens < 1:
         raise UserError(f"--max_new_tokens must be at least 1 (got {args.max_new_tokens}).")
+    from hf_finetune.methods.chat.answers import answer_run  # torch: not for --help
+
     run_dir, _ = require_run_kind(args.run_dir, ("chat",), "python -m hf_finetune.chat_answer")
     questions = read_texts(args.questions, args.file, "question")
     for question, reply in zip(questions, answer_run(run_dir, questions, args.max_new_tokens)):

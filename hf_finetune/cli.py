@@ -13,6 +13,7 @@ import sys
 from typing import NamedTuple
 
 from hf_finetune.core.errors import UserError, run_cli
+from hf_finetune.core.help import command_help
 
 
 class Command(NamedTuple):
@@ -55,7 +56,7 @@ use a finished run, or make a model:
 {listing(TOOLS)}
 
 hf-finetune COMMAND --help      the command's own flags, then the common ones, with defaults
-hf-finetune COMMAND --help-all  every flag, all of TrainingArguments'
+hf-finetune COMMAND --help-all  every flag, all of TrainingArguments' (seconds: it imports them)
 accelerate launch -m hf_finetune COMMAND [flags]    the same under accelerate"""
 
 
@@ -71,8 +72,6 @@ def main(argv: list[str] | None = None) -> object:
     if name not in COMMANDS:
         raise UserError(f"'{name}' is not a command; use one of {', '.join(COMMANDS)} (hf-finetune --help).")
     command = importlib.import_module(COMMANDS[name].module)
-    from hf_finetune.core.help import command_help  # imports transformers: not for the overview
-
     with command_help(prog=f"hf-finetune {name}"):
         return command.main(rest)
 

@@ -1,7 +1,7 @@
 """Compare finished runs, of any method:
 
-    python -m hf_finetune.compare outputs/lr-low outputs/lr-high
-    python -m hf_finetune.compare outputs/head outputs/label-token --output outputs/head-vs-label-token
+    hf-finetune compare outputs/lr-low outputs/lr-high
+    hf-finetune compare outputs/head outputs/label-token --output outputs/head-vs-label-token
 
 Each RUN_DIR is the --output_dir of a finished run (all_results.json) or of a --seeds run
 (summary.json). Prints the flags that differ (from each config.yaml) and the final metrics (mean ±
@@ -23,17 +23,14 @@ import yaml
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.config_file import with_training_defaults
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.saved_runs import is_adapter_run, require_saved_run
 from hf_finetune.core.parsing import ToolParser, check_text_tokens
-from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.report.results import SETTINGS, checked_results, checked_summary
-from hf_finetune.core.run.checkpoints import TRAINER_STATE
-from hf_finetune.core.run.ownership import run_folder_above, series_kind
-from hf_finetune.core.run.seeds import CONFIG, SUMMARY, examples_per_epoch, final_metrics, run_history
-from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+from hf_finetune.core.run.ownership import CONFIG, SUMMARY, run_folder_above, series_kind
 from hf_finetune.predict import is_trained_run
+
+# torch, transformers and matplotlib are imported where they are used: `compare --help` needs none of them.
 
 
 @dataclass
@@ -93,6 +90,9 @@ def unfinished(folder: Path) -> UserError:
     if any(path.is_dir() for path in folder.glob("seed-*")):
         return UserError(f"{folder} is a --seeds run that has not finished (no {SUMMARY}); run its command again, "
                          f"which keeps the seeds that finished.")  # fmt: skip
+    from hf_finetune.core.model.saved_runs import is_adapter_run, require_saved_run
+    from hf_finetune.core.run.checkpoints import TRAINER_STATE
+
     if folder.name.startswith("checkpoint-") and (folder / TRAINER_STATE).is_file():
         run = f"pass its run's folder, {folder.parent}" if (folder.parent / FINISHED_MARKER).is_file() else \
             f"its run in {folder.parent} has not finished"  # fmt: skip
@@ -109,6 +109,8 @@ def unfinished(folder: Path) -> UserError:
 
 
 def load_run(folder: Path, name: str) -> ComparedRun:
+    from hf_finetune.core.run.seeds import final_metrics
+
     if (folder / SUMMARY).is_file():
         summary = checked_summary(folder / SUMMARY)
         run_folders = [folder / run["folder"] for run in summary["runs"]]
@@ -120,7 +122,7 @@ def load_run(folder: Path, name: str) -> ComparedRun:
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
                    for key, figures in summary["metrics"].items() if key not in SETTINGS}  # fmt: skip
-        config = {**read_config(folder), "seed": "one per seed"}  # --seeds replaces --seed
+        config = {**read_config(folder), "seed": "each of --seeds"}  # --seeds replaces --seed
         return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
         raise unfinished(folder)
@@ -203,6 +205,9 @@ def mean_history(histories: list[list[dict]]) -> list[dict]:
 
 def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
     """loss.png/.pdf (training and validation loss of every run) and, for classifiers, accuracy.png/.pdf."""
+    from hf_finetune.core.report.curves import plot_curves
+    from hf_finetune.core.run.seeds import examples_per_epoch, final_metrics, run_history
+
     histories = [mean_history([run_history(results) for results in run.results]) for run in runs]
     points = [{"epoch": point["epoch"], **{f"{index} {key}": value for key, value in point.items()}}
               for index, history in enumerate(histories) for point in history if "epoch" in point]  # fmt: skip
@@ -218,14 +223,14 @@ def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
     written = plot_curves(points, losses, "Loss", output / "loss", **top)
     accuracies = {f"{index} eval_validation_accuracy": legend(run, "validation") for index, run in enumerate(runs)}
     if any(key in point for point in points for key in accuracies):
-        written += plot_curves(points, accuracies, "Accuracy", output / "accuracy", **top)
+        written += plot_curves(points, accuracies, "Accuracy", output / "accuracy", **top, bounds=(0, 1))
     return written
 
 
 def flags_section(flags: dict[str, list], names: list[str]) -> str:
     if not flags:
         return "## Flags that differ\n\nNone: the runs were trained with the same flags."
-    rows = [[key, *("(default)" if value is None else str(value) for value in values)] for key, values in flags.items()]
+    rows = [[key, *("not set" if value is None else str(value) for value in values)] for key, values in flags.items()]
     return "## Flags that differ\n\n" + markdown_table(["flag", *names], rows)
 
 
@@ -247,6 +252,8 @@ def metrics_section(runs: list[ComparedRun], metrics: dict[str, list[dict]], clo
 
 def compare(runs: list[ComparedRun]) -> tuple[dict, list[str]]:
     """compare.json's content and the sections of compare.md (without the curves)."""
+    from hf_finetune.methods.classify.flipped import flipped_examples, flipped_section
+
     names = [run.name for run in runs]
     flags = differing_flags(runs)
     metrics = shared_metrics(runs)

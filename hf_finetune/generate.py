@@ -1,7 +1,7 @@
 """Answer instructions with an instruction-tuned run:
 
-    python -m hf_finetune.generate outputs/instruction --instruction "Name the capital of France."
-    python -m hf_finetune.generate outputs/instruction --instruction "Rewrite in passive voice." \\
+    hf-finetune generate outputs/instruction --instruction "Name the capital of France."
+    hf-finetune generate outputs/instruction --instruction "Rewrite in passive voice." \\
         --input "The chef cooks the meal."
 
 Generation is greedy, stops at the end-of-text token, and prints only the response (the text
@@ -12,18 +12,18 @@ after the prompt's response header), as the instruction method does for its test
 from __future__ import annotations
 
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.generation import prompt_room
-from hf_finetune.core.model.loading import position_limit
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.console import logger
-from hf_finetune.methods.instruction.generate import load_generator
-from hf_finetune.methods.text.prompt import prompt_ids
-from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS, generate_responses
+from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 from hf_finetune.predict import require_run_kind
 
 
 def note_answer_limit(model, tokenizer, instruction: str, input: str, max_new_tokens: int) -> None:
     """Say on stderr when the model's context, not --max_new_tokens, is what can end the answer."""
+    from hf_finetune.core.model.generation import prompt_room
+    from hf_finetune.core.model.loading import position_limit
+    from hf_finetune.methods.text.prompt import prompt_ids
+
     limit = position_limit(model.config)
     if limit is None:
         return
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError("--instruction is empty.")
     if args.max_new_tokens < 1:
         raise UserError(f"--max_new_tokens must be at least 1 (got {args.max_new_tokens}).")
+    from hf_finetune.methods.instruction.generate import load_generator  # torch: not for --help
+    from hf_finetune.methods.text.responses import generate_responses
+
     run_dir, _ = require_run_kind(args.run_dir, ("instruction",), "python -m hf_finetune.generate")
     model, tokenizer = load_generator(run_dir)
     note_answer_limit(model, tokenizer, args.instruction, args.input, args.max_new_tokens)

@@ -1,8 +1,8 @@
 """Classify texts with a finished run:
 
-    python -m hf_finetune.predict outputs/spam "WINNER! Claim your prize now" "See you at 6?"
-    python -m hf_finetune.predict outputs/spam --file messages.txt     # one text per line
-    cat messages.txt | python -m hf_finetune.predict outputs/spam      # or from stdin
+    hf-finetune predict outputs/spam "WINNER! Claim your prize now" "See you at 6?"
+    hf-finetune predict outputs/spam --file messages.txt     # one text per line
+    cat messages.txt | hf-finetune predict outputs/spam      # or from stdin
 
 Prints one line per text: label, its probability, the text (tab-separated), or JSON lines
 with --json.
@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import Callable
 
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run, require_saved_run
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.files import FINISHED_MARKER
-from hf_finetune.core.run.checkpoints import TRAINER_STATE
-from hf_finetune.core.run.seeds import CONFIG
-from hf_finetune.core.run.training import RunIdentity
-from hf_finetune.methods.classify.head.predict import head_predictor
-from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
-from hf_finetune.methods.reward.saved import is_reward_run
+from hf_finetune.core.run.ownership import CONFIG
+
+# torch and transformers are imported where they are used: `predict --help` needs neither.
 
 Predictor = Callable[[list[str]], list[tuple[str, float]]]
 
@@ -42,6 +38,11 @@ RUN_KINDS = {
 def run_kind(run_dir: Path) -> str:
     """Which method trained the run in `run_dir` (a key of RUN_KINDS), read from its files; a
     checkpoint's from what it recorded of its run (RunIdentity) and its run folder."""
+    from hf_finetune.core.model.saved_runs import architectures, has_chat_template, is_causal_lm_run
+    from hf_finetune.core.run.checkpoints import TRAINER_STATE
+    from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE
+    from hf_finetune.methods.reward.saved import is_reward_run
+
     if (run_dir / LABEL_TOKEN_FILE).is_file():
         return "label_token"
     if (run_dir / TRAINER_STATE).is_file() and (
@@ -62,6 +63,9 @@ def run_kind(run_dir: Path) -> str:
 
 def saved_method(checkpoint: Path) -> str:
     """The method a checkpoint's run recorded in its trainer_state.json ("" when it recorded none)."""
+    from hf_finetune.core.run.checkpoints import TRAINER_STATE
+    from hf_finetune.core.run.training import RunIdentity
+
     try:
         state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
         identity = state["stateful_callbacks"][RunIdentity.__name__]["args"]["identity"]
@@ -72,11 +76,15 @@ def saved_method(checkpoint: Path) -> str:
 
 def is_trained_run(folder: Path) -> bool:
     """Whether a run wrote `folder` (its flags, its results, or a checkpoint's trainer state), not only a model."""
+    from hf_finetune.core.run.checkpoints import TRAINER_STATE
+
     return any((folder / name).is_file() for name in (CONFIG, FINISHED_MARKER, TRAINER_STATE))
 
 
 def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
     """The run folder and its kind, or one sentence naming the tool that fits it."""
+    from hf_finetune.core.model.saved_runs import architectures, require_saved_run
+
     if not str(run_dir).strip():  # Path("") is the current folder
         raise UserError("the run folder is empty; pass the --output_dir of a finished run.")
     run_dir = require_saved_run(run_dir)
@@ -95,6 +103,9 @@ def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> 
 
 def load_predictor(run_dir: str | Path) -> Predictor:
     """Pick the predictor that matches how the run was trained."""
+    from hf_finetune.methods.classify.head.predict import head_predictor
+    from hf_finetune.methods.classify.label_token.predict import LABEL_TOKEN_FILE, label_token_predictor
+
     run_dir, kind = require_run_kind(run_dir, ("head", "label_token"), "python -m hf_finetune.predict")
     if kind == "label_token":  # a checkpoint's label words are in its run folder
         return label_token_predictor(run_dir, run_dir if (run_dir / LABEL_TOKEN_FILE).is_file() else run_dir.parent)

@@ -1,8 +1,8 @@
 """Write a random-init GPT-2 or Bloom, with a tokenizer, to a folder every `from_pretrained` loads.
 
-    python -m hf_finetune.tiny --tokenizer ../shared/models/gpt2-tokenizer --output models/tiny-gpt2
-    python -m hf_finetune.tiny --arch gpt2 --shape gpt2 --tokenizer ../shared/models/gpt2-tokenizer --output models/gpt2-random
-    python -m hf_finetune.tiny --arch bloom --train_tokenizer_on data.txt --vocab_size 2000 --output models/tiny-bloom
+    hf-finetune tiny --tokenizer ../shared/models/gpt2-tokenizer --output models/tiny-gpt2
+    hf-finetune tiny --arch gpt2 --shape gpt2 --tokenizer ../shared/models/gpt2-tokenizer --output models/gpt2-random
+    hf-finetune tiny --arch bloom --train_tokenizer_on data.txt --vocab_size 2000 --output models/tiny-bloom
 
 Nothing is downloaded: pretrained weights are replaced by random ones, which is what offline
 tests, smoke runs and speed benchmarks need.
@@ -15,15 +15,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import torch
-from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
 
 from hf_finetune.core.checks import check_writable_folder
 from hf_finetune.core.errors import UserError, run_cli
-from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.core.model.trainable import count_parameters
 from hf_finetune.core.parsing import ToolParser
+
+# torch and transformers are imported where they are used: `tiny --help` needs neither.
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 # (layers, width, heads) of the published checkpoints, and a tiny shape for tests.
 SHAPES = {
@@ -40,6 +40,7 @@ GPT2_SPECIALS = {"unk_token": "<|endoftext|>", "bos_token": "<|endoftext|>", "eo
 def train_tokenizer(files: list[str], vocab_size: int, arch: str) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer learned from the lines of `files`."""
     from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
 
     specials = BLOOM_SPECIALS if arch == "bloom" else GPT2_SPECIALS
     for file in files:
@@ -78,6 +79,8 @@ def check_shape(layers: int, width: int, heads: int, context: int, vocab_size: i
 
 
 def build_model(arch: str, tokenizer, layers: int, width: int, heads: int, context: int):
+    from transformers import AutoModelForCausalLM, BloomConfig, GPT2Config
+
     vocab = len(tokenizer)
     special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
@@ -136,6 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--seed: {args.seed} must be between 0 and 2**32 - 1.")
     check_shape(layers, width, heads, args.context, args.vocab_size)
     output = check_output(args.output, args.overwrite)
+    import torch
+
+    from hf_finetune.core.model.loading import load_tokenizer
+    from hf_finetune.core.model.trainable import count_parameters
+
     torch.manual_seed(args.seed)
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer, flag="--tokenizer")

@@ -1,4 +1,4 @@
-"""The flags every training command shares, beside TrainingArguments': the model and the run.
+"""The flags every training command shares, beside TrainingArguments': the model, the run and LoRA.
 
 Each argument dataclass of the project names its `--help` section (`help_section`, and
 `flag_sections` for a flag that belongs elsewhere); `rare_flags` are listed by --help-all only.
@@ -8,14 +8,16 @@ A method's own dataclass (next to its train.py) does the same, so the help code 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
+if TYPE_CHECKING:  # imports torch: not for --help
+    from transformers import TrainingArguments
 
 
 @dataclass
 class ModelArguments:
     help_section: ClassVar[str] = "model"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"trust_remote_code"})
 
     model_name_or_path: str = field(
         default="gpt2",
@@ -36,7 +38,9 @@ class ModelArguments:
 class RunArguments:
     help_section: ClassVar[str] = "training"
     flag_sections: ClassVar[dict[str, str]] = {"traceback": "logging"}
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_frozen_dtype", "cache_frozen_max_gb", "seeds_vary_split"})
+    rare_flags: ClassVar[frozenset[str]] = frozenset(
+        {"skip_nonfinite_batches", "cache_frozen", "cache_frozen_dtype", "cache_frozen_max_gb", "seeds_vary_split"}
+    )
 
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "Replace a finished run in --output_dir."}
@@ -69,10 +73,36 @@ class RunArguments:
     )
     # Not --debug: TrainingArguments owns that flag (for its own underflow/overflow debugging).
     traceback: bool = field(default=False, metadata={"help": "Show the full traceback of an error."})
+    # Not a flag: the flags the user gave (command line or --config), set by parse_arguments; None
+    # when the run was not parsed from a command line. A run scales only the intervals not given.
+    given_flags: frozenset[str] | None = field(default=None, init=False, repr=False)
+
+
+@dataclass
+class LoraArguments:
+    help_section: ClassVar[str] = "LoRA"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"lora_alpha", "lora_dropout"})
+
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of --trainable's layers."})
+    lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA update matrices."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update times alpha / r."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
+    lora_target_modules: str | None = field(
+        default=None,
+        metadata={
+            "help": "Modules to adapt, e.g. c_attn,c_proj, or all-linear (default: PEFT's choice: c_attn for "
+            "GPT-2, query_key_value for Bloom)."
+        },
+    )
+    merge_adapters: bool = field(
+        default=False, metadata={"help": "Save a plain model, adapters merged in (pipeline() loads it)."}
+    )
 
 
 def training_args_as(config_class: type[TrainingArguments], args: TrainingArguments, **changes) -> TrainingArguments:
     """`args` as another TrainingArguments class (TRL's SFTConfig, ...) with exactly the user's
     values, not that class's own defaults; `changes` set its own fields or replace values."""
+    from transformers import TrainingArguments
+
     values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init and not f.name.startswith("_")}
     return config_class(**{**values, **changes})

@@ -7,10 +7,12 @@ import math
 import os
 import tempfile
 from pathlib import Path
-
-from transformers import TrainingArguments
+from typing import TYPE_CHECKING
 
 from hf_finetune.core.errors import UserError
+
+if TYPE_CHECKING:  # imports torch: not for --help
+    from transformers import TrainingArguments
 
 # The largest count a flag may hold: torch, numpy and itertools take nothing larger.
 MAX_COUNT = 2**63 - 1

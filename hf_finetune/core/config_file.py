@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import TrainingArguments
 
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.report.command import is_secret
+from hf_finetune.core.training_flags import is_training_arguments
 
 
 def config_file_argv(
@@ -114,18 +115,13 @@ def value_tokens(path: str, key: str, value, takes_a_list: bool) -> list[str]:
     return [str(value)]
 
 
-def _is_secret(key: str) -> bool:
-    """hub_token and the like; not max_new_tokens or special_tokens."""
-    return key == "token" or key.endswith("_token")
-
-
 # Left out of config.yaml, so that the file trains the same run anywhere: where and how the command
 # writes and reports (a reuse names its own --output_dir; resuming is exact, so it changes no
 # result), the series a run is one of (a series' own config.yaml adds --seeds; a run's file trains
 # that one run), and the values the machine decides (--use_cpu is the default where there is no
 # accelerator; pinning only helps copies to one; the process's rank).
 NOT_SNAPSHOT = frozenset({"output_dir", "overwrite_output_dir", "resume_from_checkpoint", "traceback", "seeds",
-                          "seeds_vary_split", "use_cpu", "dataloader_pin_memory", "local_rank"})  # fmt: skip
+                          "seeds_vary_split", "use_cpu", "dataloader_pin_memory", "local_rank", "given_flags"})  # fmt: skip
 
 
 def config_snapshot(*arguments) -> dict:
@@ -135,9 +131,9 @@ def config_snapshot(*arguments) -> dict:
     the command line would give it back. Left out: secrets (tokens) and NOT_SNAPSHOT."""
     snapshot: dict[str, Any] = {}
     for item in arguments:
-        values = item.to_dict() if isinstance(item, TrainingArguments) else asdict(item)
+        values = item.to_dict() if is_training_arguments(type(item)) else asdict(item)
         for key, value in values.items():
-            if key.startswith("_") or _is_secret(key) or key in NOT_SNAPSHOT:
+            if key.startswith("_") or is_secret(key) or key in NOT_SNAPSHOT:
                 continue
             snapshot[key] = snapshot_value(key, value)
     return snapshot
@@ -152,6 +148,8 @@ def with_training_defaults(config: dict) -> dict:
 @lru_cache(maxsize=1)
 def training_defaults() -> dict:
     """TrainingArguments' defaults as config_snapshot writes them (built once: building resets accelerate's state)."""
+    from transformers import TrainingArguments  # imports torch: not for --help
+
     return config_snapshot(TrainingArguments(output_dir="."))
 
 

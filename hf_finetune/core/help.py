@@ -9,6 +9,7 @@ dataclass that names none is the command's own.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import sys
@@ -18,15 +19,30 @@ from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from transformers import TrainingArguments
-from transformers.hf_argparser import string_to_bool
-
 from hf_finetune.core.checks import bounded_int, finite_float
+from hf_finetune.core.training_flags import TRAINING_FLAGS, is_training_arguments
+
+
+def _load_hf_argparser():
+    """transformers' hf_argparser module (HfArgumentParser), loaded from its file alone: it imports
+    nothing else of transformers, whose package import (torch) takes seconds, and --help needs none
+    of it. A transformers whose hf_argparser imports more of the package gets the ordinary import."""
+    path = Path(importlib.util.find_spec("transformers").origin).parent / "hf_argparser.py"
+    spec = importlib.util.spec_from_file_location("hf_finetune.core._hf_argparser", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:  # a relative import: it needs its package
+        from transformers import hf_argparser as module
+    return module
+
+
+hf_argparser = _load_hf_argparser()
 
 HELP_EPILOG = (
     "A switch alone turns it on (--bf16); --bf16 false turns it off.\n"
     "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins.\n"
-    "Every TrainingArguments field is a flag; --help-all lists them all."
+    "Every TrainingArguments field is a flag; --help-all lists them all (it takes seconds: it imports transformers)."
 )
 
 
@@ -66,8 +82,7 @@ def module_prog() -> str | None:
     return "python -m " + ".".join(script.relative_to(package.parent).with_suffix("").parts)
 
 
-VALUE_NAMES = {int: "INT", float: "FLOAT", string_to_bool: "BOOL", Path: "PATH", finite_float: "FLOAT",
-               bounded_int: "INT"}
+VALUE_NAMES = {int: "INT", float: "FLOAT", Path: "PATH", finite_float: "FLOAT", bounded_int: "INT"}
 
 
 def _is_dash_alias(flag: str, flags: Sequence[str]) -> bool:
@@ -92,7 +107,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{flags} {self._format_args(action, self._get_default_metavar_for_optional(action))}"
 
     def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
-        return VALUE_NAMES.get(action.type, "TEXT")
+        return "BOOL" if _takes_bool(action) else VALUE_NAMES.get(action.type, "TEXT")
 
     def _get_help_string(self, action: argparse.Action) -> str:
         # argparse %-formats help texts: a lone % (a chat template's `{% generation %}`) is doubled;
@@ -106,9 +121,14 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: {shown})"
 
 
+def _takes_bool(action: argparse.Action) -> bool:
+    """HfArgumentParser's bool flags take `string_to_bool` (of whichever copy of its module built them)."""
+    return getattr(action.type, "__name__", None) == "string_to_bool"
+
+
 def _is_switch(action: argparse.Action) -> bool:
     """A dataclass bool: `--flag` alone means true, `--flag false` also works."""
-    return action.nargs == "?" and action.type is string_to_bool
+    return action.nargs == "?" and _takes_bool(action)
 
 
 # Help sections, in the order --help shows them after the command's own flags.
@@ -116,42 +136,9 @@ SECTIONS = ("data", "model", "training", "LoRA", "hub", "logging")
 MORE_TRAINING_FLAGS = "more training flags (TrainingArguments)"
 OWN_SECTION = "command"  # a dataclass that names no section: the command's own flags
 
-# The TrainingArguments flags --help shows, each with a short help of ours; --help-all shows every one.
-TRAINING_FLAGS = {
-    "train_sampling_strategy": ("data", "random, sequential or group_by_length (similar lengths)."),
-    "dataloader_num_workers": ("data", "Processes loading batches (0: the main one)."),
-    "output_dir": ("training", "The run's folder: model, report, checkpoints."),
-    "num_train_epochs": ("training", "Passes over the training data."),
-    "max_steps": ("training", "Optimizer steps to train instead (-1: see --num_train_epochs)."),
-    "learning_rate": ("training", "Peak learning rate (AdamW)."),
-    "lr_scheduler_type": ("training", "linear, cosine, constant, constant_with_warmup, polynomial, inverse_sqrt, ..."),
-    "warmup_steps": ("training", "Linear warm-up steps (below 1: a fraction of all steps)."),
-    "weight_decay": ("training", "AdamW weight decay (not on biases and norms)."),
-    "per_device_train_batch_size": ("training", "Training examples per batch and device."),
-    "per_device_eval_batch_size": ("training", "Evaluation examples per batch and device."),
-    "gradient_accumulation_steps": ("training", "Batches per optimizer step."),
-    "seed": ("training", "Seed of initialisation, shuffling and splits."),
-    "bf16": ("training", "bf16 mixed precision (default where native)."),
-    "fp16": ("training", "fp16 mixed precision (default: GPU without bf16)."),
-    "activation_checkpointing": ("training", "Less memory, slower steps (also --gradient_checkpointing)."),
-    "eval_strategy": ("training", "When to evaluate: no, steps or epoch."),
-    "eval_steps": ("training", "Steps between evaluations with --eval_strategy steps."),
-    "save_strategy": ("training", "When to save a checkpoint."),
-    "save_steps": ("training", "Steps between checkpoints with --save_strategy steps."),
-    "save_total_limit": ("training", "Checkpoints kept; older ones are deleted."),
-    "resume_from_checkpoint": ("training", "auto (the newest complete one in --output_dir) or a checkpoint."),
-    "push_to_hub": ("hub", "Publish the finished run on the Hugging Face Hub."),
-    "hub_model_id": ("hub", "The repository: USER/NAME."),
-    "hub_private_repo": ("hub", "Create the repository private."),
-    "hub_token": ("hub", "Token (default: HF_TOKEN); kept out of the run's files."),
-    "logging_steps": ("logging", "Steps between training-loss log lines."),
-    "report_to": ("logging", "Trackers: none, tensorboard, wandb, trackio, ... or all."),
-}
-
-
 def section_of(dataclass_type: type, name: str) -> str:
     """The --help section of field `name` of `dataclass_type`."""
-    if issubclass(dataclass_type, TrainingArguments):
+    if is_training_arguments(dataclass_type):
         return TRAINING_FLAGS[name][0] if name in TRAINING_FLAGS else MORE_TRAINING_FLAGS
     own = getattr(dataclass_type, "help_section", OWN_SECTION)
     return getattr(dataclass_type, "flag_sections", {}).get(name, own)
@@ -181,7 +168,7 @@ def arrange_in_sections(parser: argparse.ArgumentParser, dataclass_types: Sequen
     HfArgumentParser puts a dataclass's flags in one group (`_argument_group_name`), but
     TrainingArguments' flags belong to several sections: each flag moves to its own."""
     owners = {item.name: dtype for dtype in dataclass_types for item in fields(dtype)}
-    own = [section_of(dtype, "") for dtype in dataclass_types if not issubclass(dtype, TrainingArguments)]
+    own = [section_of(dtype, "") for dtype in dataclass_types if not is_training_arguments(dtype)]
     titles = dict.fromkeys([*(title for title in own if title not in SECTIONS), *SECTIONS, MORE_TRAINING_FLAGS])
     sections = {title: parser.add_argument_group(title) for title in titles}
     position = {name: index for index, name in enumerate(TRAINING_FLAGS)}

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
-from transformers import HfArgumentParser, TrainingArguments
-
 from hf_finetune.core.checks import bounded_int, check_training_values, finite_float
 from hf_finetune.core.config_file import config_file_argv
 from hf_finetune.core.errors import UserError
@@ -23,11 +21,11 @@ from hf_finetune.core.help import (
     _CommandHelp,
     arrange_in_sections,
     command_prog,
+    hf_argparser,
     module_prog,
 )
-from hf_finetune.core.model.device import cpu_processes_without_accelerator
-from hf_finetune.core.model.precision import PRECISION_UNSET
-from hf_finetune.core.run.machines import machine_defaults
+from hf_finetune.core.report.command import record_command
+from hf_finetune.core.training_flags import CommonTrainingArguments, is_training_arguments, real_training_arguments
 
 CHECKED_TYPES = {float: finite_float, int: bounded_int}
 
@@ -86,7 +84,7 @@ class ToolParser(argparse.ArgumentParser):
         raise UserError(argparse_sentence(message))
 
 
-class ArgumentParser(HfArgumentParser):
+class ArgumentParser(hf_argparser.HfArgumentParser):
     """The dataclasses' flags in help sections, and argparse's own mistakes (a bad number, a bad
     choice) as one sentence, not usage + exit."""
 
@@ -117,24 +115,50 @@ def check_no_empty_paths(arguments) -> None:
             raise UserError(f"--{name}: the value is empty; give {what}.")
 
 
+def asks_for_help(argv: Sequence[str]) -> bool:
+    """-h or --help (not --help-all): the page that needs no torch."""
+    return ("-h" in argv or "--help" in argv) and "--help-all" not in argv
+
+
+def exit_with_help_if_asked(
+    dataclass_types: Sequence[type], argv: Sequence[str] | None = None, defaults: dict[str, Any] | None = None
+) -> None:
+    """With --help: print the command's help and exit, before the caller imports its method (torch,
+    seconds); otherwise nothing."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if asks_for_help(argv):
+        parse_arguments(dataclass_types, argv, defaults)
+
+
 def parse_arguments(
     dataclass_types: Sequence[type],
     argv: Sequence[str] | None = None,
     defaults: dict[str, Any] | None = None,
     description: str | None = None,
 ) -> tuple:
-    """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI)."""
+    """Parse `argv` into instances of `dataclass_types` (recipe defaults < YAML < CLI). Plain --help
+    shows CommonTrainingArguments' flags; everything else gets transformers' TrainingArguments."""
     argv = list(sys.argv[1:] if argv is None else argv)
     check_text_tokens(argv)
+    help_only = asks_for_help(argv)
+    typed = list(argv)
+    if not help_only:
+        dataclass_types = real_training_arguments(dataclass_types)
     command = _command_help.get() or _CommandHelp()
     prog, description = command.prog or module_prog(), command.description or description
     parser = ArgumentParser(dataclass_types, prog=prog, description=description)
     known = {item.name for dataclass_type in dataclass_types for item in fields(dataclass_type)}
     defaults = dict(defaults or {})
     unknown = set(defaults) - known
-    if unknown:
+    if help_only:  # the recipe's defaults of flags --help leaves out
+        defaults = {name: value for name, value in defaults.items() if name in known}
+    elif unknown:
         raise ValueError(f"recipe defaults name unknown flags: {sorted(unknown)}")
-    if TrainingArguments in dataclass_types:
+    if any(is_training_arguments(item) and item is not CommonTrainingArguments for item in dataclass_types):
+        from hf_finetune.core.model.device import cpu_processes_without_accelerator  # torch
+        from hf_finetune.core.model.precision import PRECISION_UNSET
+        from hf_finetune.core.run.machines import machine_defaults
+
         # --bf16/--fp16 default to None (not given): the run chooses for the hardware (model/precision.py).
         # A launch over several machines: a shorter wait for a machine that stops answering (run/machines.py).
         defaults = {**cpu_processes_without_accelerator(), **machine_defaults(), **PRECISION_UNSET, **defaults}
@@ -154,10 +178,14 @@ def parse_arguments(
             for name in {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")} & known:
                 message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", f"--{name}", message)
             raise UserError(f"conflicting or invalid flags: {message.rstrip('.')}.") from None
+        given = frozenset(token[2:].split("=", 1)[0].replace("-", "_") for token in argv if token.startswith("--"))
         for item in parsed:
             check_no_empty_paths(item)
-            if isinstance(item, TrainingArguments):
+            if is_training_arguments(type(item)):
                 check_training_values(item)
+            if any(item_field.name == "given_flags" for item_field in fields(item)):
+                item.given_flags = given
+        record_command(prog, typed)
     except UserError as error:
         flag = re.match(r"--\w+", str(error))
         if flag and flag[0] in from_file:

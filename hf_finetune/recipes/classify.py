@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
-from hf_finetune.methods.classify import command
+from hf_finetune.core.parsing import exit_with_help_if_asked
+from hf_finetune.methods.classify.arguments import CLASSIFY_ARGUMENTS as ARGUMENTS
 
 DEFAULTS = dict(
     dataset="rotten_tomatoes",
@@ -40,6 +41,9 @@ DEFAULTS = dict(
 
 def main(argv: list[str] | None = None) -> dict:
     with command_help(description=__doc__):
+        exit_with_help_if_asked(ARGUMENTS, argv, DEFAULTS)
+        from hf_finetune.methods.classify import command  # torch: not for --help
+
         return command.main(argv, defaults=DEFAULTS)
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
-from hf_finetune.methods.chat import train
-from hf_finetune.methods.chat.conversations import ASSISTANT, USER, Turn
+from hf_finetune.core.parsing import exit_with_help_if_asked
+from hf_finetune.methods.chat.arguments import ARGUMENTS
+from hf_finetune.methods.chat.turns import ASSISTANT, USER, Turn
 
 WORDS = {"dog": "perro", "water": "agua", "hello": "hola", "tree": "árbol", "mother": "madre"}
 DEMO = [[Turn(USER, f'How do you say "{english}" in Spanish?'), Turn(ASSISTANT, spanish)] for english, spanish in WORDS.items()]
@@ -46,6 +47,9 @@ DEFAULTS = dict(
 
 def main(argv: list[str] | None = None) -> list[dict]:
     with command_help(description=__doc__):
+        exit_with_help_if_asked(ARGUMENTS, argv, DEFAULTS)
+        from hf_finetune.methods.chat import train  # torch: not for --help
+
         return train.main(argv, defaults=DEFAULTS, demo=DEMO)
 
 

@@ -7,15 +7,22 @@ Pages are read at a fixed terminal width (COLUMNS), so the line counts are the s
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import fields
 
 import pytest
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
 from hf_finetune import chat_answer, classify, cli, compare, generate, predict, score, sft, tiny
 from hf_finetune.core.errors import run_cli
-from hf_finetune.core.parsing import parse_arguments
+from hf_finetune.core.parsing import ArgumentParser, parse_arguments
+from hf_finetune.core.training_flags import CommonTrainingArguments, real_training_arguments
+from hf_finetune.methods.chat.arguments import ARGUMENTS as CHAT_ARGUMENTS
+from hf_finetune.methods.classify.arguments import CLASSIFY_ARGUMENTS
 from hf_finetune.methods.classify.head.train import ARGUMENTS as HEAD_ARGUMENTS
+from hf_finetune.methods.instruction.arguments import ARGUMENTS as INSTRUCTION_ARGUMENTS
+from hf_finetune.methods.preference.arguments import ARGUMENTS as PREFERENCE_ARGUMENTS
 from hf_finetune.recipes import grpo, instruction, preference, reward, spam, spanish_chat
 
 HELP_LINES = 120  # at 100 columns
@@ -111,7 +118,7 @@ def test_each_flag_is_in_its_section(capsys):
     found = sections(help_page("recipes/spanish_chat.py", capsys))
     expected = {
         "chat method": ["--method", "--compare", "--completion_format"],
-        "data": ["--train_sampling_strategy", "--dataloader_num_workers"],
+        "data": ["--train_sampling_strategy"],
         "model": ["--model_name_or_path", "--trainable"],
         "training": ["--output_dir", "--learning_rate", "--num_train_epochs", "--max_steps", "--warmup_steps",
                      "--per_device_train_batch_size", "--gradient_accumulation_steps", "--bf16", "--eval_strategy",
@@ -225,3 +232,50 @@ def test_an_unknown_command_is_one_sentence_naming_the_commands(capsys):
     out, err = capsys.readouterr()
     assert exit_info.value.code == 2 and out == ""
     assert err.startswith("error: 'spma' is not a command") and "spam, classify" in err and len(err.splitlines()) == 1
+
+
+def test_the_help_pages_list_of_trainingarguments_flags_is_trainingarguments_own():
+    # --help shows these flags without importing transformers: each must be the real flag, as
+    # HfArgumentParser makes it from TrainingArguments (type, default, choices, switch or not).
+    def actions(dataclass_type):
+        return {action.dest: action for action in HfArgumentParser([dataclass_type])._actions}
+
+    real, curated = actions(TrainingArguments), actions(CommonTrainingArguments)
+    for item in fields(CommonTrainingArguments):
+        ours, theirs = curated[item.name], real[item.name]
+        assert (ours.option_strings, ours.nargs, ours.const, ours.default) == (
+            theirs.option_strings, theirs.nargs, theirs.const, theirs.default), item.name  # fmt: skip
+        assert getattr(ours.type, "__name__", None) == getattr(theirs.type, "__name__", None), item.name
+        assert (list(ours.choices) if ours.choices else None) == (list(theirs.choices) if theirs.choices else None)
+
+
+@pytest.mark.parametrize("entry_point", TRAINING)
+def test_help_without_torch_is_the_page_transformers_trainingarguments_give(entry_point, capsys):
+    # The same page as the one built from the real TrainingArguments (its other flags hidden).
+    page = help_page(entry_point, capsys)
+    types = {"recipes/spam.py": HEAD_ARGUMENTS, "recipes/spanish_chat.py": CHAT_ARGUMENTS,
+             "python -m hf_finetune.classify": CLASSIFY_ARGUMENTS, "recipes/instruction.py": INSTRUCTION_ARGUMENTS,
+             "recipes/preference.py": PREFERENCE_ARGUMENTS}[entry_point]  # fmt: skip
+    defaults = TRAINING[entry_point][1]
+    description = page.split("\n\n", 1)[1].split("\noptions:\n")[0]
+    parser = ArgumentParser(real_training_arguments(types), prog=page.split()[1], description=description)
+    parser.set_defaults(**{"bf16": None, "fp16": None, **defaults})
+    assert parser.format_help().split("\n\n", 1)[1] == page.split("\n\n", 1)[1]
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    # In a fresh interpreter (this one has torch): every command's --help, then what was imported.
+    script = (
+        "import sys\n"
+        "from hf_finetune import cli\n"
+        "for name in cli.COMMANDS:\n"
+        "    try:\n"
+        "        cli.main([name, '--help'])\n"
+        "    except SystemExit as stop:\n"
+        "        assert stop.code in (0, None), (name, stop.code)\n"
+        "heavy = ('torch', 'transformers', 'datasets', 'peft', 'trl', 'matplotlib', 'sklearn', 'pandas')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr

@@ -312,7 +312,7 @@ def test_signal_saves_a_checkpoint_exits_with_its_code_and_resumes(
         method, [*method.flags(inputs, output), "--save_steps", "1000"], tmp_path
     )
     wait_until(
-        lambda: "'loss'" in (tmp_path / "stdout.txt").read_text(), process, tmp_path
+        lambda: "  training loss " in (tmp_path / "stdout.txt").read_text(), process, tmp_path
     )  # step 1 is done
     process.send_signal(signum)
     assert process.wait(timeout=300) == exit_code, (
@@ -414,11 +414,11 @@ def test_skip_nonfinite_batches_skips_the_nan_batch_logs_its_step_and_finishes(
     assert "warning: step 5 had a non-finite loss or gradient; its batch was skipped" in captured.err
     assert "skipped 1 batch(es) with a non-finite loss: steps [5]" in stdout
     losses = [
-        float(loss) for loss in re.findall(r"'loss': '([^']+)'", stdout)
-    ]  # the Trainer's log, every step
+        float(loss) for loss in re.findall(r"^step \d+/\d+  training loss (\S+)$", stdout, re.MULTILINE)
+    ]  # the run's line per logged loss (--disable_tqdm), every step
     # Every step ran, and the skipped batch's NaN left no trace in the losses logged after it.
     assert len(losses) == STEPS and all(map(math.isfinite, losses))
-    [train_loss] = re.findall(r"'train_loss': '([^']+)'", stdout)
+    [train_loss] = re.findall(r"\(mean training loss (\S+)\)", stdout)  # the summary
     assert math.isfinite(float(train_loss))
     assert (output / "all_results.json").is_file()
     assert all(

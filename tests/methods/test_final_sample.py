@@ -48,4 +48,11 @@ def test_the_report_and_results_say_how_many_training_texts_were_scored(tiny_gpt
     assert sum(map(sum, results["test_confusion_matrix"])) == 300
     report = (output / "report.md").read_text()
     assert "| train | 100 |" in report and "a seeded sample of 100 of its 1,045 texts" in report
+    # It opens with the command, the data, and the headline against the chance level (issue 24).
+    opening = report.split("\n| split |")[0]
+    assert "Command:\n\n```bash\n" in opening and "--final_train_sample 100 --output_dir" in opening
+    assert opening.index("Command:") < opening.index("Data: ") < opening.index("**Test accuracy")
+    chance = results["test_chance_accuracy"]
+    assert chance == max(sum(row) for row in results["test_confusion_matrix"]) / 300  # rows: the true classes
+    assert f"against a chance level of {chance:.4f}: always answering '" in opening
     assert json.loads((output / "all_results.json").read_text())["train_examples"] == 100

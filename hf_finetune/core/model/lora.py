@@ -11,34 +11,12 @@ classifier's config.json); saved_runs.py, predict, generate and chat_answer load
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from hf_finetune.core.arguments import LoraArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import is_sequence_classifier
-
-
-@dataclass
-class LoraArguments:
-    help_section: ClassVar[str] = "LoRA"
-
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of --trainable's layers."})
-    lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA update matrices."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update times alpha / r."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: str | None = field(
-        default=None,
-        metadata={
-            "help": "Modules to adapt, e.g. c_attn,c_proj, or all-linear (default: PEFT's choice: c_attn for "
-            "GPT-2, query_key_value for Bloom)."
-        },
-    )
-    merge_adapters: bool = field(
-        default=False, metadata={"help": "Save a plain model, adapters merged in (pipeline() loads it)."}
-    )
 
 
 def lora_config(args: LoraArguments, task_type: TaskType) -> LoraConfig:

@@ -13,8 +13,13 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from transformers import TrainingArguments
+if TYPE_CHECKING:  # imports torch: not for --help
+    from transformers import TrainingArguments
 
 logger = logging.getLogger("hf_finetune")
 
@@ -39,6 +44,17 @@ if not any(isinstance(handler, ConsoleHandler) for handler in logger.handlers):
     logger.setLevel(logging.INFO)
     logger.propagate = False  # not twice, when an application configures the root logger
 
+# What a run keeps off the console but writes to its run.log: Trainer's raw log dicts, a generated
+# text in full. The console shows it with --log_level debug.
+run_log = logging.getLogger("hf_finetune.run_log")
+run_log.setLevel(logging.DEBUG)
+run_log.propagate = False
+
+RUN_LOG = "run.log"
+# The libraries whose log messages (and Python's warnings: py.warnings) a run writes to its run.log
+# instead of the console, unless --log_level is info or debug.
+LIBRARY_LOGGERS = ("transformers", "datasets", "accelerate", "peft", "trl", "py.warnings")
+
 
 def set_log_level(args: TrainingArguments) -> None:
     """This process's level from --log_level / --log_level_replica; 'passive' keeps info on the
@@ -58,3 +74,63 @@ def print_block(title: str, lines: dict[str, object]) -> None:
     for key, value in lines.items():
         print(f"  {key.ljust(width)}  {value}")
     print(flush=True)
+
+
+class RunLogHandler(logging.FileHandler):
+    """OUTPUT_DIR/run.log, appended to; the messages before `start()` wait in memory, so that a run
+    refused before its plan leaves no file behind (nothing written for a refused run)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, encoding="utf-8", delay=True)
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
+        self.setLevel(logging.DEBUG)
+        self.waiting: list[logging.LogRecord] | None = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.waiting is not None:
+            self.waiting.append(record)
+        else:
+            super().emit(record)
+
+    def start(self) -> None:
+        """From now on, write (the waiting messages first)."""
+        waiting, self.waiting = self.waiting or [], None
+        for record in waiting:
+            super().emit(record)
+
+
+@contextmanager
+def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | None]:
+    """Inside, on the main process: the package's messages, `run_log`'s, the libraries' log messages
+    and Python's warnings are also written to OUTPUT_DIR/run.log (from the handler's start(): the
+    run's plan), and the libraries' messages and the warnings leave the console, unless --log_level
+    is info or debug (which show them there as before; debug also shows run_log's)."""
+    if args.process_index != 0:
+        yield None
+        return
+    handler = RunLogHandler(Path(args.output_dir) / RUN_LOG)
+    libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    verbose = args.log_level in ("debug", "info")
+    quieted = []
+    if not verbose:
+        quieted = [(library, console) for library in libraries for console in list(library.handlers)]
+        for library, console in quieted:
+            library.removeHandler(console)
+    console = next(item for item in logger.handlers if isinstance(item, ConsoleHandler))
+    shown_raw = args.log_level == "debug"
+    if shown_raw:
+        run_log.addHandler(console)
+    for target in (logger, run_log, *libraries):
+        target.addHandler(handler)
+    logging.captureWarnings(not verbose)  # Python's warnings then go to py.warnings: the file
+    try:
+        yield handler
+    finally:
+        logging.captureWarnings(False)
+        for target in (logger, run_log, *libraries):
+            target.removeHandler(handler)
+        if shown_raw:
+            run_log.removeHandler(console)
+        for library, library_console in quieted:
+            library.addHandler(library_console)
+        handler.close()

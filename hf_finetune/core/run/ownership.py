@@ -24,6 +24,10 @@ import yaml
 
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 
+# A finished run's flags, and a --seeds series' summary of its runs.
+CONFIG = "config.yaml"
+SUMMARY = "summary.json"
+
 SERIES_MARKER = "_series.json"  # "_": Trainer's push to the Hub leaves it out, as the lock
 COMPARE_MARKER = "compare.json"
 # What a run leaves in its folder from its start (the lock, kept by a killed run), its first checkpoint, its save.

@@ -80,19 +80,63 @@ def guard_series_dir(output_dir: str, overwrite: bool, kind: str, model: str | N
 
 
 def settle_training_args(
-    args: TrainingArguments, skip_nonfinite_batches: bool = False, method_needs: dict[str, object] | None = None
-) -> None:
+    args: TrainingArguments,
+    skip_nonfinite_batches: bool = False,
+    method_needs: dict[str, object] | None = None,
+    given_flags: frozenset[str] | None = None,
+) -> dict[str, int]:
     """The one place a run changes its TrainingArguments, before its config snapshot: the settings
-    every run wants (`run_settings`), the method's needs (`Method.required_training_arguments`) and
-    the Hub token moved out of them; then the checks that need the settled values."""
-    changes = {**run_settings(args, skip_nonfinite_batches), **precision_for_hardware(args), **(method_needs or {}),
-               **hub_token_moved_out(args)}  # fmt: skip
+    every run wants (`run_settings`), the intervals of a short run (`short_run_intervals`), the
+    method's needs (`Method.required_training_arguments`) and the Hub token moved out of them; then
+    the checks that need the settled values. Returns the intervals it scaled, for the plan."""
+    intervals = short_run_intervals(args, given_flags)
+    changes = {**run_settings(args, skip_nonfinite_batches), **intervals, **precision_for_hardware(args),
+               **(method_needs or {}), **hub_token_moved_out(args)}  # fmt: skip
     for name, value in changes.items():
         setattr(args, name, value)
     check_precision(args)
     check_report_to(args)
     check_fsdp_device()
     check_hub_push(args)
+    return intervals
+
+
+# A run of --max_steps N logs its training loss at least LOSS_POINTS times (free: the loss is there)
+# and, from EVALUATED_RUN steps on, evaluates at least EVALUATIONS times (with --eval_strategy
+# steps), so that its plots draw curves, not dots; a shorter run is a smoke test, evaluated at its end.
+LOSS_POINTS, EVALUATIONS, EVALUATED_RUN = 20, 4, 20
+
+
+def short_run_intervals(args: TrainingArguments, given_flags: frozenset[str] | None) -> dict[str, int]:
+    """--logging_steps and --eval_steps shortened to the run's length when the run is shorter than
+    the recipe's intervals allow curves for and the user gave neither (`given_flags`: None when the
+    run did not come from a command line: nothing changes)."""
+    if given_flags is None or args.max_steps <= 0:
+        return {}
+    changes = {}
+    if "logging_steps" not in given_flags and args.logging_strategy == "steps" and args.logging_steps >= 1:
+        steps = max(1, args.max_steps // LOSS_POINTS)
+        if steps < args.logging_steps:
+            changes["logging_steps"] = steps
+    eval_steps = args.eval_steps if args.eval_steps is not None else args.logging_steps
+    if ("eval_steps" not in given_flags and args.eval_strategy == "steps" and eval_steps >= 1
+            and args.max_steps >= EVALUATED_RUN):  # fmt: skip
+        steps = max(1, args.max_steps // EVALUATIONS)
+        if steps < eval_steps:
+            changes["eval_steps"] = steps
+    return changes
+
+
+def intervals_plan_line(intervals: dict[str, int], args: TrainingArguments) -> dict[str, str]:
+    """The plan's line saying which intervals a short run scaled (none: no line)."""
+    if not intervals:
+        return {}
+    said = [f"loss logged every {args.logging_steps:g} step(s)"]
+    if args.eval_strategy == "steps":
+        said.append(f"evaluation every {args.eval_steps:g} step(s)")
+    flags = " / ".join(f"--{name}" for name in intervals)
+    return {"curves": f"{', '.join(said)}: scaled to the run's {args.max_steps} steps, so that the plots draw "
+                      f"curves ({flags} to choose)"}
 
 
 def run_settings(args: TrainingArguments, skip_nonfinite_batches: bool) -> dict[str, object]:

@@ -33,12 +33,10 @@ from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.report.results import figures, read_json
-from hf_finetune.core.run.ownership import SERIES_MARKER, read_json_object
+from hf_finetune.core.run.ownership import CONFIG, SERIES_MARKER, SUMMARY, read_json_object
 from hf_finetune.core.run.series import copied_training_args, series_config, series_folder
 
-SUMMARY = "summary.json"
 SUMMARY_REPORT = "summary.md"
-CONFIG = "config.yaml"
 SEED_FOLDER = "seed-{}"
 # Flags a rerun may change without changing what the seeds' runs are (older config.yaml files kept some).
 RERUN_MAY_CHANGE = frozenset({"seeds", "seeds_vary_split", "traceback", "run_name", *NOT_SNAPSHOT})
@@ -353,6 +351,7 @@ def plot_seed_curves(output_dir: Path, histories: dict[int, list[dict]], per_epo
             "Accuracy",
             output_dir / "accuracy",
             **top,
+            bounds=(0, 1),
         )
     return written
 

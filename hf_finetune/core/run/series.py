@@ -40,7 +40,7 @@ def series_config(method) -> dict:
     copy_of_method = copy.deepcopy(method, memo={id(args): copied_training_args(args)})
     copy_of_method.check_arguments()
     settle_training_args(copy_of_method.training_args, copy_of_method.run_args.skip_nonfinite_batches,
-                         copy_of_method.required_training_arguments())  # fmt: skip
+                         copy_of_method.required_training_arguments(), copy_of_method.run_args.given_flags)  # fmt: skip
     return copy_of_method.config()
 
 

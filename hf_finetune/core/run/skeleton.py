@@ -19,13 +19,14 @@ from hf_finetune.core.model.frozen_cache import check_cache_arguments, plan_froz
 from hf_finetune.core.model.kernels import frozen_weights_cast_once, fuse_activations
 from hf_finetune.core.model.precision import compute_dtype, describe_precision, training_autocast
 from hf_finetune.core.model.trainable import TrainablePolicy, count_parameters, make_trainable
-from hf_finetune.core.report.console import logger, print_block, set_log_level
+from hf_finetune.core.report.console import RunLogHandler, logger, messages_in_run_log, print_block, set_log_level
 from hf_finetune.core.report.hub import defer_push_to_end, push_run, repo_creation_reported
 from hf_finetune.core.run.checkpoints import write_failure
 from hf_finetune.core.run.lock import Terminated, release_launch_lock, run_lock
 from hf_finetune.core.run.machines import apply_ddp_timeout, check_shared_output_dir, machine_lost, machines_line
 from hf_finetune.core.run.method import Method
-from hf_finetune.core.run.preflight import guard_output_dir, settle_training_args
+from hf_finetune.core.run.preflight import guard_output_dir, intervals_plan_line, settle_training_args
+from hf_finetune.core.run.progress import use_run_console
 from hf_finetune.core.run.saving import save_trained_model
 from hf_finetune.core.run.seeds import run_seeds
 from hf_finetune.core.run.training import (
@@ -49,9 +50,10 @@ def run(method: Method) -> dict:
 
 def run_one(method: Method) -> dict:
     with machine_loss_reported(method.training_args):
-        with run_lock(method.training_args) as lock:  # one run per output folder, from before anything loads
+        # One run per output folder, from before anything loads; library messages into its run.log.
+        with run_lock(method.training_args) as lock, messages_in_run_log(method.training_args) as log_file:
             check_shared_output_dir(lock, method.training_args)  # every machine sees the same one
-            return run_locked(method)
+            return run_locked(method, log_file)
 
 
 @contextmanager
@@ -68,7 +70,7 @@ def machine_loss_reported(args):
         raise lost from None
 
 
-def run_locked(method: Method) -> dict:
+def run_locked(method: Method, log_file: RunLogHandler | None = None) -> dict:
     model_args, run_args, args = method.model_args, method.run_args, method.training_args
     set_log_level(args)
     # Flags: refused before anything loads, then settled in one place; config.yaml holds them.
@@ -78,7 +80,8 @@ def run_locked(method: Method) -> dict:
     method.check_arguments()
     check_cache_arguments(run_args)
     # The run's settings and the method's needs, in one place; precision, trackers and hub checked.
-    settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments())
+    intervals = settle_training_args(args, run_args.skip_nonfinite_batches, method.required_training_arguments(),
+                                     run_args.given_flags)  # fmt: skip
     set_seed(args.seed)  # before any model loads: new weights (a class head) are the same in every run
     config = method.config()  # every value in force, once settled: config.yaml trains this run again
     policy = TrainablePolicy.parse(model_args.trainable)
@@ -116,13 +119,17 @@ def run_locked(method: Method) -> dict:
                 **({"machines": line} if (line := machines_line(args)) else {}),
                 "precision": describe_precision(args),
                 "peak": peak.line(),
+                **intervals_plan_line(intervals, args),
                 "output": args.output_dir,
             },
         )
+    if log_file is not None:
+        log_file.start()  # the run is under way: its log from the start is kept
 
     # Training and the final figures.
     with repo_creation_reported(args):
         trainer = method.build_trainer(model, tokenizer)
+    use_run_console(trainer)  # one bar, a line per evaluation; the raw log dicts into run.log
     defer_push_to_end(trainer)
     usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
     models = [trainer.model, getattr(trainer, "ref_model", None)]  # their frozen weights: cast to bf16 once, not per step

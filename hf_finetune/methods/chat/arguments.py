@@ -4,15 +4,16 @@ and the SFTConfig its completion_only method trains with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import training_args_as
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments, training_args_as
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.training_flags import CommonTrainingArguments
 
-from .conversations import ChatForm, Conversation
-from .encoding import LOSS_METHODS, is_single_exchange
+if TYPE_CHECKING:  # torch and datasets: not for --help
+    from transformers import TrainingArguments
+
+    from .conversations import ChatForm, Conversation
 
 COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 
@@ -20,6 +21,7 @@ COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 @dataclass
 class ChatArguments:
     help_section: ClassVar[str] = "chat method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_dir", "report_examples"})  # --help-all lists them
 
     method: str = field(
         default="masked",
@@ -73,10 +75,14 @@ class ChatArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
 
     def form(self) -> ChatForm:
+        from .conversations import ChatForm
+
         return ChatForm(human_tag=self.human_tag, assistant_tag=self.assistant_tag, bos_after_assistant_tag=self.special_tokens)
 
     def trl_messages_format(self, conversations: list[Conversation]) -> bool:
         """Whether completion_only hands TRL messages (else prompt-completion pairs)."""
+        from .encoding import is_single_exchange
+
         single = all(is_single_exchange(turns) for turns in conversations)
         if self.completion_format == "prompt_completion" and not single:
             raise UserError(
@@ -103,6 +109,8 @@ class ChatArguments:
             raise UserError("--heldout_answer needs --heldout_question, the question it answers.")
 
     def methods(self) -> tuple[str, ...]:
+        from .encoding import LOSS_METHODS
+
         self.check()
         if self.method not in LOSS_METHODS:
             raise UserError(f"--method: '{self.method}' is not one of {', '.join(LOSS_METHODS)}.")
@@ -126,3 +134,7 @@ def sft_config_from(args: TrainingArguments, max_length: int | None, messages: b
         assistant_only_loss=messages,
         dataset_num_proc=None,
     )
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, CommonTrainingArguments, LoraArguments)

@@ -21,7 +21,8 @@ from hf_finetune.core.data.files import json_type
 from hf_finetune.core.data.sources import load_source
 from hf_finetune.core.errors import UserError
 
-USER, ASSISTANT, SYSTEM = "user", "assistant", "system"
+from .turns import ASSISTANT, SYSTEM, USER, Turn
+
 ROLE_ALIASES = {
     "user": USER,
     "human": USER,
@@ -31,12 +32,6 @@ ROLE_ALIASES = {
     "model": ASSISTANT,
     "system": SYSTEM,
 }
-
-
-@dataclass(frozen=True)
-class Turn:
-    role: str
-    content: str
 
 
 Conversation = list[Turn]

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.report.command import command_markdown
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
@@ -123,6 +124,7 @@ def write_chat_results(
     report = "\n\n".join(
         [
             f"# {title}",
+            *command_markdown(),
             table,
             notes,
             "## Answers\n\n" + answers_by_question(rows),

@@ -20,12 +20,11 @@ from pathlib import Path
 
 from transformers import Trainer, TrainingArguments
 
-from hf_finetune.core.arguments import ModelArguments, RunArguments, training_args_as
+from hf_finetune.core.arguments import training_args_as
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainable import count_parameters
 from hf_finetune.core.model.trainers import TargetLossTrainer, supports_target_logits
 from hf_finetune.core.parsing import parse_arguments
@@ -35,7 +34,7 @@ from hf_finetune.core.run.series import series_folder
 from hf_finetune.core.run.skeleton import run
 
 from .answers import AnswerTracker, answer_questions, training_questions
-from .arguments import ChatArguments, sft_config_from
+from .arguments import ARGUMENTS, ChatArguments, sft_config_from
 from .card import LOSS_METHOD_DESCRIPTIONS, chat_card
 from .conversations import ASSISTANT, USER, Conversation, Turn, conversation_text, load_conversations
 from .encoding import (
@@ -49,8 +48,6 @@ from .encoding import (
     trl_counts,
 )
 from .report import COMPARISON_REPORT, chat_headline, comparison_table, write_chat_results
-
-ARGUMENTS = (ModelArguments, ChatArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 class ChatMethod(Method):

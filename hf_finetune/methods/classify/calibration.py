@@ -12,9 +12,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -33,20 +32,6 @@ RELIABILITY_PLOT = "reliability"
 # Validation texts a temperature is fitted on: fewer than the first is refused (the fitted T follows a
 # handful of texts, not the model), fewer than the second is warned of in the plan, report and summary.
 MIN_CALIBRATION_EXAMPLES, FEW_CALIBRATION_EXAMPLES = 20, 100
-
-
-@dataclass
-class CalibrationArguments:
-    help_section: ClassVar[str] = "training"
-
-    calibrate: bool = field(
-        default=False,
-        metadata={
-            "help": "Fit a temperature T on the validation split after training (minimising its NLL) and save it "
-            "with the model: predict (and pipeline() for a head-method run) then give calibrated probabilities; "
-            "report.md shows ECE before and after."
-        },
-    )
 
 
 def check_calibration_data(calibrate: bool, validation_size: int) -> None:

@@ -3,47 +3,14 @@ the default, or `head`); the classify recipe (recipes/classify.py) gives its def
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import ClassVar
-
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.skeleton import run
-from hf_finetune.methods.classify.calibration import CalibrationArguments
-from hf_finetune.methods.classify.data import DataArguments
-from hf_finetune.methods.classify.final_sample import FinalSampleArguments
+from hf_finetune.methods.classify.arguments import CLASSIFY_ARGUMENTS
 from hf_finetune.methods.classify.head.train import HeadMethod
-from hf_finetune.methods.classify.label_token.train import LabelTokenArguments, LabelTokenMethod
+from hf_finetune.methods.classify.label_token.train import LabelTokenMethod
 
-CLASSIFIER_METHODS = ("label-token", "head")
-
-
-@dataclass
-class ClassifierArguments:
-    help_section: ClassVar[str] = "classifier"
-
-    method: str = field(
-        default="label-token",
-        metadata={
-            "help": "'label-token': the LM writes a label word after the text; 'head': a class head read at the "
-            "last real token (the spam recipe's method)."
-        },
-    )
-
-    def __post_init__(self):
-        self.method = self.method.replace("_", "-")  # label_token, as the package is named, is meant too
-        if self.method not in CLASSIFIER_METHODS:
-            raise UserError(f"--method: '{self.method}' is not a method; use {' or '.join(CLASSIFIER_METHODS)}.")
-
-
-ARGUMENTS = (
-    ModelArguments, DataArguments, ClassifierArguments, LabelTokenArguments, RunArguments, TrainingArguments,
-    LoraArguments, CalibrationArguments, FinalSampleArguments,
-)  # fmt: skip
+ARGUMENTS = CLASSIFY_ARGUMENTS
 
 
 def main(argv: list[str] | None = None, defaults: dict | None = None) -> dict:

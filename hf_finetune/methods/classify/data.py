@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import datasets
 import numpy as np
@@ -21,54 +20,7 @@ from hf_finetune.core.data.leakage import first_copies
 from hf_finetune.core.data.sources import SourceData, check_dataset_url, load_source
 from hf_finetune.core.data.splits import SPLITS, balance_classes, parse_fractions, seeded_split
 from hf_finetune.core.errors import UserError
-
-
-@dataclass
-class DataArguments:
-    help_section: ClassVar[str] = "data"
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"split_seed"})
-
-    dataset: str = field(
-        default="sms_spam",
-        metadata={
-            "help": "sms_spam, rotten_tomatoes, a Hub dataset id, a file (zip, tsv, csv, json, jsonl, "
-            "parquet), a folder of split files or a save_to_disk folder."
-        },
-    )
-    dataset_url: str | None = field(
-        default=None, metadata={"help": "Download a registered dataset from this URL instead."}
-    )
-    text_column: str = field(default="text", metadata={"help": "Column of the texts."})
-    label_column: str = field(default="label", metadata={"help": "Column of the labels."})
-    class_names: str | None = field(
-        default=None,
-        metadata={"help": "Class names in id order, e.g. ham,spam (default: from the data)."},
-    )
-    balance: bool = field(
-        default=False, metadata={"help": "Undersample every class to the smallest one's size (seeded)."}
-    )
-    dedupe: bool = field(
-        default=False,
-        metadata={"help": "Drop exact and near duplicate texts before balancing and splitting."},
-    )
-    split: str = field(
-        default="0.7,0.1,0.2",
-        metadata={"help": "train,validation,test fractions of one-split data (seeded shuffle)."},
-    )
-    split_seed: int | None = field(
-        default=None,
-        metadata={"help": "Seed of the --split shuffle and of --balance (default: --seed; --seeds keeps one split)."},
-    )
-    max_length: int | None = field(
-        default=None, metadata={"help": "Truncate texts to this many tokens (default: the model's context)."}
-    )
-    train_eval_samples: int = field(
-        default=256,
-        metadata={"help": "Training examples scored at each evaluation (the train accuracy curve)."},
-    )
-    cache_dir: str | None = field(
-        default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."}
-    )
+from hf_finetune.methods.classify.arguments import DataArguments
 
 
 @dataclass

@@ -13,6 +13,7 @@ from transformers import Trainer
 
 from hf_finetune.core.data.leakage import leakage_markdown
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
+from hf_finetune.core.report.command import command_markdown
 from hf_finetune.core.report.curves import history_from_log, plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
@@ -68,13 +69,29 @@ def evaluate_splits(trainer: Trainer, encoded, label_names: list[str], class_sco
         metrics = classification_metrics(output.label_ids, probabilities[split].argmax(-1), label_names)
         results.update({f"{SPLIT_PREFIX[split]}_{key}": value for key, value in metrics.items()})
         outputs[split] = output
+    # The chance level: the accuracy of always answering the test split's most frequent class.
+    counts = np.bincount(np.asarray(outputs["test"].label_ids), minlength=len(label_names))
+    results["test_chance_accuracy"] = float(counts.max() / max(counts.sum(), 1))
     return results, probabilities, outputs
 
 
 def classifier_headline(results: dict, label_names: list[str]) -> dict[str, str]:
     """The closing summary's figures: test accuracy and F1 (of the last class when binary, else macro)."""
     f1 = f"test F1 ({label_names[-1]})" if len(label_names) == 2 else "test F1 (macro)"
-    return {"test accuracy": f"{results['test_accuracy']:.4f}", f1: f"{results['test_f1']:.4f}"}
+    chance = results.get("test_chance_accuracy")
+    against = f" (chance level {chance:.4f})" if chance is not None else ""
+    return {"test accuracy": f"{results['test_accuracy']:.4f}{against}", f1: f"{results['test_f1']:.4f}"}
+
+
+def chance_sentence(data: ClassificationData, results: dict) -> str:
+    """The headline against the chance level: always answering the test split's majority class."""
+    labels = np.asarray(data.splits["test"]["label"])
+    counts = np.bincount(labels, minlength=len(data.label_names))
+    majority = data.label_names[int(counts.argmax())]
+    chance = results.get("test_chance_accuracy", counts.max() / max(counts.sum(), 1))
+    return (f"**Test accuracy {results['test_accuracy']:.4f}** against a chance level of {chance:.4f}: always "
+            f"answering '{majority}', the most frequent class of the {len(labels)} test texts "
+            f"({', '.join(f'{name} {count}' for name, count in zip(data.label_names, counts))}).")  # fmt: skip
 
 
 def split_table(data, results: dict, extra: tuple[str, ...] = ()) -> str:
@@ -128,6 +145,7 @@ def write_classification_results(
         "Accuracy",
         folder / "accuracy",
         examples_per_epoch,
+        bounds=(0, 1),
     )
     test = data.splits["test"]
     examples = []
@@ -144,7 +162,9 @@ def write_classification_results(
     report = "\n\n".join(
         [
             f"# {title}",
+            *command_markdown(),
             "Data: " + "; ".join(data.notes) + ".",
+            chance_sentence(data, results),
             split_table(data, results),
             f"Training took {results['train_runtime_seconds']:.1f} s. Precision, recall and F1 are for the class "
             f"'{data.label_names[-1]}'" + (" (binary)." if len(data.label_names) == 2 else " (macro average)."),

@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.instructions import Columns
-from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
+from hf_finetune.core.training_flags import CommonTrainingArguments
+from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 
 
 @dataclass
 class InstructionArguments:
     help_section: ClassVar[str] = "instruction method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"dataset_url", "cache_dir", "generation_batch_size", "report_examples", "train_eval_samples",
+         "sample_max_new_tokens"}
+    )
 
     dataset: str = field(
         default="instruction_data",
@@ -62,7 +67,9 @@ class InstructionArguments:
     )
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
 
-    def columns(self) -> Columns:
+    def columns(self):
+        from hf_finetune.methods.text.instructions import Columns  # datasets: not for --help
+
         return Columns(self.instruction_column, self.input_column, self.output_column)
 
     def check(self) -> None:
@@ -77,3 +84,7 @@ class InstructionArguments:
                 raise UserError(f"--{name} is empty; name a column of the data.")
         if self.instruction_column == self.output_column:
             raise UserError(f"--instruction_column and --output_column both name '{self.output_column}'; they must differ.")
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, CommonTrainingArguments, LoraArguments)

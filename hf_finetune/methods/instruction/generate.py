@@ -10,7 +10,7 @@ from transformers.trainer_callback import ExportableState
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.core.model.saved_runs import is_causal_lm_run, load_causal_lm_run, require_saved_run
-from hf_finetune.core.report.console import logger
+from hf_finetune.core.report.console import logger, run_log
 from hf_finetune.methods.text.prompt import format_prompt
 from hf_finetune.methods.text.responses import generate_responses
 
@@ -27,6 +27,15 @@ def load_generator(run_dir: str | Path):
     tokenizer = load_tokenizer(str(run_dir), padding_side="left")
     model = load_causal_lm_run(run_dir).eval()  # a full model or a LoRA adapter run
     return model, tokenizer
+
+
+SHOWN_RESPONSE = 72  # characters of the validation response the console shows (run.log has it whole)
+
+
+def shortened(text: str) -> str:
+    """`text` on one line, cut to SHOWN_RESPONSE characters (a random model writes 64 repeated words)."""
+    line = " ".join(text.split())
+    return repr(line if len(line) <= SHOWN_RESPONSE else line[: SHOWN_RESPONSE - 1] + "…")
 
 
 class LogValidationResponse(TrainerCallback, ExportableState):
@@ -47,7 +56,8 @@ class LogValidationResponse(TrainerCallback, ExportableState):
         epoch = round(float(state.epoch or 0), 4)
         self.samples.append({"step": state.global_step, "epoch": epoch, "prompt": format_prompt(
             self.entry["instruction"], self.entry["input"]), "response": response})
-        logger.info(f"[step {state.global_step}, epoch {epoch:.2f}] validation response: {response!r}")
+        run_log.debug(f"step {state.global_step}: validation response {response!r}")  # whole, in run.log
+        logger.info(f"step {state.global_step}  validation response: {shortened(response)}")
 
     def state(self) -> dict:
         return {"args": {}, "attributes": {"samples": self.samples}}

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.report.command import command_markdown
 from hf_finetune.core.report.curves import plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
@@ -93,6 +94,7 @@ def write_instruction_results(
     report = "\n\n".join(
         [
             f"# {title}",
+            *command_markdown(),
             markdown_table(["", "training sample loss", "validation loss"], losses),
             f"Training took {results['train_runtime_seconds']:.1f} s for {results['train_tokens_per_epoch']:,} "
             f"tokens per epoch. Test generation took {results['test_generation_seconds']:.1f} s.",

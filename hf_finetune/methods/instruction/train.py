@@ -13,14 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length, position_limit
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainers import TargetLossTrainer, train_and_eval_datasets
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.curves import history_from_log
@@ -28,13 +24,11 @@ from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
 from hf_finetune.methods.text.instructions import load_instruction_data
 
-from .arguments import InstructionArguments
+from .arguments import ARGUMENTS, InstructionArguments
 from .card import instruction_card
 from .encoding import encode_instructions
 from .generate import LogValidationResponse
 from .report import answer_test_split, write_instruction_results
-
-ARGUMENTS = (ModelArguments, InstructionArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 class InstructionMethod(Method):

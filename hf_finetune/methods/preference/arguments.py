@@ -4,14 +4,16 @@ and the DPOConfig it trains with."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import training_args_as
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments, training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.pairs import PairDataArguments
-from hf_finetune.methods.text.responses import DEFAULT_MAX_NEW_TOKENS
+from hf_finetune.core.training_flags import CommonTrainingArguments
+from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
+from hf_finetune.methods.text.pair_arguments import PairDataArguments
+
+if TYPE_CHECKING:  # torch and datasets: not for --help
+    from transformers import TrainingArguments
 
 # The losses TRL 1.16's DPOTrainer offers (DPOConfig.loss_type); tests/methods/test_preference_data.py
 # checks this list against the installed TRL.
@@ -26,6 +28,10 @@ INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves
 class PreferenceArguments(PairDataArguments):
     # The data flags (--dataset, the columns, --split, --max_length, ...) are PairDataArguments'.
     help_section: ClassVar[str] = "preference method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"dataset_url", "cache_dir", "loss_weights", "label_smoothing", "precompute_ref_log_probs",
+         "generation_batch_size", "report_examples"}
+    )
 
     beta: float = field(
         default=0.1, metadata={"help": "Higher: the model stays nearer the reference."}
@@ -108,3 +114,7 @@ def dpo_config_from(args: TrainingArguments, preference: PreferenceArguments, ma
         max_length=max_length,  # every pair already fits: the collator cuts nothing
         dataset_num_proc=None,
     )
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, PreferenceArguments, RunArguments, CommonTrainingArguments, LoraArguments)

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from hf_finetune.core.data.leakage import leakage_markdown
+from hf_finetune.core.report.command import command_markdown
 from hf_finetune.core.report.curves import history_from_log, plot_curves
 from hf_finetune.core.report.files import atomic_write_json, atomic_write_text
 from hf_finetune.core.report.markdown import markdown_table
@@ -141,11 +142,13 @@ def write_preference_results(
         ),
     }
     for stem, (series, label) in curves.items():
-        plot_curves(history, series, label, folder / stem, pairs, top_label="Pairs seen")
+        bounds = (0, 1) if stem == "reward_accuracy" else None
+        plot_curves(history, series, label, folder / stem, pairs, top_label="Pairs seen", bounds=bounds)
     examples = "\n\n".join(_example(index, row, results) for index, row in enumerate(rows[:report_examples]))
     report = "\n\n".join(
         [
             f"# {title}",
+            *command_markdown(),
             f"DPO ({', '.join(results['loss_type'])} loss, beta {results['beta']:g}) on {pairs} pairs; the reference "
             f"model is the starting model: {results['reference']}.",
             figures_table(results),

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import describe_model_source, fitted_max_length
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
 from hf_finetune.methods.text.pair_encoding import encode_pairs
 
-from .arguments import INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
+from .arguments import ARGUMENTS, INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
 from .card import preference_card
 from .report import (
     STAGES,
@@ -38,8 +34,6 @@ from .report import (
     write_preference_results,
 )
 from .trainer import build_preference_trainer
-
-ARGUMENTS = (ModelArguments, PreferenceArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 class PreferenceMethod(Method):

@@ -11,7 +11,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.core.arguments import training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.pairs import PairDataArguments
+from hf_finetune.methods.text.pair_arguments import PairDataArguments
 
 INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 

@@ -4,15 +4,15 @@ optional input), checked and split."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import datasets
 
 from hf_finetune.core.data.files import json_type
 from hf_finetune.core.data.leakage import first_copies
-from hf_finetune.core.data.sources import SourceData, check_dataset_url, load_source
+from hf_finetune.core.data.sources import SourceData, load_source
 from hf_finetune.core.data.splits import SPLITS, file_order_split, parse_fractions
 from hf_finetune.core.errors import UserError
+from hf_finetune.methods.text.pair_arguments import PairColumns
 from hf_finetune.methods.text.prompt import request_texts
 
 FIELDS = ("instruction", "input", "chosen", "rejected")
@@ -40,77 +40,6 @@ def pair_texts(split: datasets.Dataset) -> list[str]:
     instruction method compares its entries: without the Alpaca prompt's fixed words, which would
     make every pair look alike."""
     return request_texts(split, "chosen")
-
-
-@dataclass(frozen=True)
-class PairColumns:
-    """Which columns hold the instruction, the optional input and the two answers
-    (--instruction_column, --input_column, --chosen_column, --rejected_column)."""
-
-    instruction: str = "instruction"
-    input: str = "input"
-    chosen: str = "chosen"
-    rejected: str = "rejected"
-
-
-@dataclass
-class PairDataArguments:
-    """The flags of every method that reads preference pairs (preference, reward): the data, its
-    columns and split, and the longest prompt + answer."""
-
-    help_section: ClassVar[str] = "pairs"
-
-    dataset: str = field(
-        default="preference_data",
-        metadata={
-            "help": "preference_data (the book's), or a file, folder or Hub id of pairs."
-        },
-    )
-    instruction_column: str = field(
-        default="instruction", metadata={"help": "Column of the instruction (or prompt)."}
-    )
-    input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
-    chosen_column: str = field(default="chosen", metadata={"help": "Column of the preferred answer."})
-    rejected_column: str = field(default="rejected", metadata={"help": "Column of the answer to move away from."})
-    dataset_url: str | None = field(default=None, metadata={"help": "Download preference_data from this URL."})
-    cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
-    split: str = field(
-        default="0.85,0.05,0.10",
-        metadata={"help": "Fractions of train,validation,test."},
-    )
-    dedupe: bool = field(
-        default=False,
-        metadata={
-            "help": "Drop the duplicate pairs the leakage report counts."
-        },
-    )
-    drop_identical_pairs: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Drop chosen == rejected pairs (default: for preference_data only)."
-        },
-    )
-    max_length: int = field(
-        default=1024,
-        metadata={"help": "Longest prompt + answer (the prompt is cut)."},
-    )
-
-    def columns(self) -> PairColumns:
-        return PairColumns(self.instruction_column, self.input_column, self.chosen_column, self.rejected_column)
-
-    def check_pair_flags(self) -> None:
-        if self.max_length < 1:
-            raise UserError(f"--max_length must be at least 1 (got {self.max_length}).")
-        for name in ("instruction_column", "input_column", "chosen_column", "rejected_column"):
-            if not getattr(self, name).strip():
-                raise UserError(f"--{name} is empty; name a column of the data.")
-        check_dataset_url(self.dataset, self.dataset_url)
-        if self.chosen_column == self.rejected_column:
-            raise UserError(f"--chosen_column and --rejected_column both name '{self.chosen_column}'; they must differ.")
-
-    def load(self) -> PreferenceData:
-        return load_preference_data(self.dataset, self.dataset_url, self.cache_dir, self.split, self.columns(),
-                                    self.drop_identical_pairs, self.dedupe)  # fmt: skip
 
 
 def load_preference_data(

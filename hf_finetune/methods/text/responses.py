@@ -7,9 +7,9 @@ from hf_finetune.core.model.generation import greedy_generate, prompt_room
 from hf_finetune.core.model.loading import position_limit
 from hf_finetune.core.report.console import logger
 
+from . import DEFAULT_MAX_NEW_TOKENS
 from .prompt import extract_response, prompt_ids
 
-DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_BATCH_SIZE = 8
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hf_finetune.core.report.console import logger
+from hf_finetune.core.report.console import run_log
 
 
 def rouge_l(predictions: list[str], references: list[str]) -> tuple[list[float], str]:
@@ -21,7 +21,7 @@ def rouge_l(predictions: list[str], references: list[str]) -> tuple[list[float],
         )["rougeL"]
         return [float(score) for score in scores], "evaluate.load('rouge')"
     except Exception as error:  # offline: FileNotFoundError; no network: ConnectionError, ...
-        logger.warning(
+        run_log.debug(  # not a problem: the report names the implementation used
             f"ROUGE-L: evaluate.load('rouge') is unavailable ({error.__class__.__name__}); "
             f"using the rouge_score package directly."
         )

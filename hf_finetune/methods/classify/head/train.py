@@ -12,29 +12,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import DataCollatorWithPadding, TrainingArguments
+from transformers import DataCollatorWithPadding
 
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.tokenize_cache import fitted_length
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import load_classifier
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainers import OrderedEvalTrainer, train_and_eval_datasets
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.arguments import (
+    HEAD_ARGUMENTS,
+    CalibrationArguments,
+    DataArguments,
+    FinalSampleArguments,
+)
 from hf_finetune.methods.classify.calibration import (
     Calibration,
-    CalibrationArguments,
     calibration_headline,
     calibration_plan,
     check_calibration_data,
     fold_temperature,
     require_foldable_head,
 )
-from hf_finetune.methods.classify.data import DataArguments, load_classification_data
-from hf_finetune.methods.classify.final_sample import FinalSampleArguments, final_figure_splits, sample_note
+from hf_finetune.methods.classify.data import load_classification_data
+from hf_finetune.methods.classify.final_sample import final_figure_splits, sample_note
 from hf_finetune.methods.classify.report import (
     classification_metrics,
     classifier_headline,
@@ -45,8 +48,7 @@ from hf_finetune.methods.classify.report import (
 from .card import head_card
 from .encoding import encode_for_head
 
-ARGUMENTS = (ModelArguments, DataArguments, CalibrationArguments, RunArguments, TrainingArguments, LoraArguments,
-             FinalSampleArguments)  # fmt: skip
+ARGUMENTS = HEAD_ARGUMENTS
 
 
 class HeadMethod(Method):

@@ -10,33 +10,33 @@ ids, the separator and the text budget), which `hf_finetune.predict` needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.collate import padding_collator
 from hf_finetune.core.data.splits import SPLIT_PREFIX, SPLITS
 from hf_finetune.core.data.tokenize_cache import fitted_length
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.model.trainers import train_and_eval_datasets
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.report.files import atomic_write_json
 from hf_finetune.core.report.markdown import markdown_table
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.arguments import (
+    LABEL_TOKEN_ARGUMENTS,
+    CalibrationArguments,
+    DataArguments,
+    FinalSampleArguments,
+    LabelTokenArguments,
+)
 from hf_finetune.methods.classify.calibration import (
     Calibration,
-    CalibrationArguments,
     calibration_headline,
     calibration_plan,
     check_calibration_data,
 )
-from hf_finetune.methods.classify.data import DataArguments, load_classification_data
-from hf_finetune.methods.classify.final_sample import FinalSampleArguments, final_figure_splits, sample_note
+from hf_finetune.methods.classify.data import load_classification_data
+from hf_finetune.methods.classify.final_sample import final_figure_splits, sample_note
 from hf_finetune.methods.classify.report import classifier_headline, evaluate_splits, write_classification_results
 
 from .card import label_token_card
@@ -45,24 +45,7 @@ from .predict import LABEL_TOKEN_FILE, TEMPERATURE_KEY
 from .scoring import LabelTokenTrainer, format_adherence, label_token_metrics, scored_sequences
 from .words import resolve_label_words, text_budget
 
-
-@dataclass
-class LabelTokenArguments:
-    help_section: ClassVar[str] = "label-token method"
-
-    label_words: str | None = field(
-        default=None,
-        metadata={"help": "Comma-separated word per class, in class order (default: the class names, e.g. neg,pos)."},
-    )
-    separator: str | None = field(
-        default=None, metadata={"help": "Text between the text and the label word (default: the end-of-text token)."}
-    )
-
-
-ARGUMENTS = (
-    ModelArguments, DataArguments, LabelTokenArguments, RunArguments, TrainingArguments, LoraArguments,
-    CalibrationArguments, FinalSampleArguments,
-)  # fmt: skip
+ARGUMENTS = LABEL_TOKEN_ARGUMENTS
 
 
 class LabelTokenMethod(Method):
