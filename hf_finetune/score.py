@@ -16,8 +16,9 @@ import json
 
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.parsing import ToolParser
-from hf_finetune.methods.reward.saved import RewardScorer
 from hf_finetune.predict import require_run_kind
+
+# torch and transformers are imported where they are used: `score --help` needs neither.
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> list[float]:
     if not args.prompt.strip():
         raise UserError("the prompt is empty; give the instruction the answers reply to.")
     run_dir, _ = require_run_kind(args.run_dir, ("reward",), "hf-finetune score")
+    from hf_finetune.methods.reward.saved import RewardScorer
+
     scores = RewardScorer(run_dir)(args.prompt, args.answers, args.input)
     for answer, score in zip(args.answers, scores):
         if args.json:

@@ -54,6 +54,7 @@ class CommonTrainingArguments:
     eval_strategy: Literal["no", "steps", "epoch"] = _flag("When to evaluate: no, steps or epoch.", "no")
     eval_steps: float | None = _flag("Steps between evaluations with --eval_strategy steps.", None)
     save_strategy: Literal["no", "steps", "epoch", "best"] = _flag("When to save a checkpoint.", "steps")
+    save_steps: float = _flag("Steps between checkpoints with --save_strategy steps.", 500)
     save_total_limit: int | None = _flag("Checkpoints kept; older ones are deleted.", None)
     resume_from_checkpoint: str | None = _flag("auto (the newest complete one in --output_dir) or a checkpoint.", None)
     push_to_hub: bool = _flag("Publish the finished run on the Hugging Face Hub.", False)

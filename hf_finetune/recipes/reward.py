@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
-from hf_finetune.methods.reward import train
-from hf_finetune.methods.reward.arguments import INSTRUCTION_RUN
+from hf_finetune.core.parsing import exit_with_help_if_asked
+from hf_finetune.methods.reward.arguments import ARGUMENTS, INSTRUCTION_RUN
 
 DEFAULTS = dict(
     # data
@@ -48,6 +48,9 @@ DEFAULTS = dict(
 
 def main(argv: list[str] | None = None) -> dict:
     with command_help(description=__doc__):
+        exit_with_help_if_asked(ARGUMENTS, argv, DEFAULTS)
+        from hf_finetune.methods.reward import train  # torch: not for --help
+
         return train.main(argv, defaults=DEFAULTS)
 
 

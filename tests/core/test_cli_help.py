@@ -21,8 +21,10 @@ from hf_finetune.core.training_flags import CommonTrainingArguments, real_traini
 from hf_finetune.methods.chat.arguments import ARGUMENTS as CHAT_ARGUMENTS
 from hf_finetune.methods.classify.arguments import CLASSIFY_ARGUMENTS
 from hf_finetune.methods.classify.head.train import ARGUMENTS as HEAD_ARGUMENTS
+from hf_finetune.methods.grpo.arguments import ARGUMENTS as GRPO_ARGUMENTS
 from hf_finetune.methods.instruction.arguments import ARGUMENTS as INSTRUCTION_ARGUMENTS
 from hf_finetune.methods.preference.arguments import ARGUMENTS as PREFERENCE_ARGUMENTS
+from hf_finetune.methods.reward.arguments import ARGUMENTS as REWARD_ARGUMENTS
 from hf_finetune.recipes import grpo, instruction, preference, reward, spam, spanish_chat
 
 HELP_LINES = 120  # at 100 columns
@@ -255,7 +257,8 @@ def test_help_without_torch_is_the_page_transformers_trainingarguments_give(entr
     page = help_page(entry_point, capsys)
     types = {"recipes/spam.py": HEAD_ARGUMENTS, "recipes/spanish_chat.py": CHAT_ARGUMENTS,
              "python -m hf_finetune.classify": CLASSIFY_ARGUMENTS, "recipes/instruction.py": INSTRUCTION_ARGUMENTS,
-             "recipes/preference.py": PREFERENCE_ARGUMENTS}[entry_point]  # fmt: skip
+             "recipes/preference.py": PREFERENCE_ARGUMENTS, "recipes/reward.py": REWARD_ARGUMENTS,
+             "recipes/grpo.py": GRPO_ARGUMENTS}[entry_point]  # fmt: skip
     defaults = TRAINING[entry_point][1]
     description = page.split("\n\n", 1)[1].split("\noptions:\n")[0]
     parser = ArgumentParser(real_training_arguments(types), prog=page.split()[1], description=description)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import training_args_as
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments, training_args_as
 from hf_finetune.core.errors import UserError
-from hf_finetune.methods.text.instructions import Columns
+from hf_finetune.core.training_flags import CommonTrainingArguments
+
+if TYPE_CHECKING:  # torch and datasets: not for --help
+    from transformers import TrainingArguments
+
+    from hf_finetune.methods.text.instructions import Columns
 
 INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 
@@ -46,6 +49,8 @@ class GrpoArguments:
     report_examples: int = field(default=5, metadata={"help": "Test prompts shown before and after in report.md."})
 
     def columns(self) -> Columns:
+        from hf_finetune.methods.text.instructions import Columns  # datasets: not for --help
+
         return Columns(self.instruction_column, self.input_column, self.output_column)
 
     def reward_specs(self) -> list[str]:
@@ -98,3 +103,7 @@ def grpo_config_from(args: TrainingArguments, grpo: GrpoArguments):
         temperature=grpo.temperature,
         beta=grpo.beta,
     )
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, GrpoArguments, RunArguments, CommonTrainingArguments, LoraArguments)

@@ -15,20 +15,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
-from transformers import TrainingArguments
 
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import describe_model_source
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
 from hf_finetune.methods.text.instructions import load_instruction_data
 from hf_finetune.methods.text.prompt import format_prompt
 
-from .arguments import INSTRUCTION_RUN, GrpoArguments, grpo_config_from
+from .arguments import ARGUMENTS, INSTRUCTION_RUN, GrpoArguments, grpo_config_from
 from .report import (
     STAGES,
     answer_rows,
@@ -41,7 +38,6 @@ from .report import (
 )
 from .rewards import load_reward_model, named_rewards
 
-ARGUMENTS = (ModelArguments, GrpoArguments, RunArguments, TrainingArguments, LoraArguments)
 VALIDATION = {"reward": "validation_reward", "reward_std": "validation_reward_std", "kl": "validation_kl"}
 
 

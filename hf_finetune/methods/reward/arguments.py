@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import training_args_as
+from hf_finetune.core.arguments import LoraArguments, ModelArguments, RunArguments, training_args_as
 from hf_finetune.core.errors import UserError
+from hf_finetune.core.training_flags import CommonTrainingArguments
 from hf_finetune.methods.text.pair_arguments import PairDataArguments
+
+if TYPE_CHECKING:  # torch: not for --help
+    from transformers import TrainingArguments
 
 INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 
@@ -51,3 +53,7 @@ def reward_config_from(args: TrainingArguments, reward: RewardArguments, max_len
         max_length=max_length,  # every pair already fits: TRL filters nothing out
         dataset_num_proc=None,
     )
+
+
+# The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.
+ARGUMENTS = (ModelArguments, RewardArguments, RunArguments, CommonTrainingArguments, LoraArguments)

@@ -15,26 +15,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import TrainingArguments
-
-from hf_finetune.core.arguments import ModelArguments, RunArguments
 from hf_finetune.core.data.splits import SPLIT_PREFIX
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import fitted_max_length, load_classifier
-from hf_finetune.core.model.lora import LoraArguments
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
 
-from .arguments import INSTRUCTION_RUN, RewardArguments, reward_config_from
+from .arguments import ARGUMENTS, INSTRUCTION_RUN, RewardArguments, reward_config_from
 from .card import reward_card
 from .encoding import encode_reward_pairs
 from .report import HELD_OUT, STAGES, pair_figures, reward_history, scored_rows, write_reward_results
 from .saved import REWARD_LABEL
 from .scoring import pair_scores
-
-ARGUMENTS = (ModelArguments, RewardArguments, RunArguments, TrainingArguments, LoraArguments)
 
 
 class RewardMethod(Method):
