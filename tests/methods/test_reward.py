@@ -141,8 +141,8 @@ def test_score_refuses_what_it_cannot_score_in_one_sentence(untrained_reward_run
     assert refusal(score.main, [tmp_path / "none", "p", "a"], capsys) == (
         f"error: {tmp_path / 'none'} does not exist; pass the --output_dir of a finished run."
     )
-    assert f"{tiny_gpt2} holds a text generator (instruction method), which hf-finetune score cannot use; use " \
-           f"python -m hf_finetune.generate" in refusal(score.main, [tiny_gpt2, "p", "a"], capsys)  # fmt: skip
+    assert f"{tiny_gpt2} holds a model (GPT2LMHeadModel) that no run of hf-finetune trained" in \
+        refusal(score.main, [tiny_gpt2, "p", "a"], capsys)  # a plain model, not a run  # fmt: skip
     assert refusal(score.main, [run, "  ", "a"], capsys) == (
         "error: the prompt is empty; give the instruction the answers reply to."
     )
