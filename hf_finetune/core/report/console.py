@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hf_finetune.core.errors import UserError
+
 if TYPE_CHECKING:  # imports torch: not for --help
     from transformers import TrainingArguments
 
@@ -125,6 +127,10 @@ def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | Non
     logging.captureWarnings(not verbose)  # Python's warnings then go to py.warnings: the file
     try:
         yield handler
+    except BaseException as error:
+        if not isinstance(error, UserError):
+            handler.start()  # a crash or a signal before the run was under way: its messages are kept
+        raise
     finally:
         logging.captureWarnings(False)
         for target in (logger, run_log, *libraries):

@@ -123,12 +123,12 @@ def run_locked(method: Method, log_file: RunLogHandler | None = None) -> dict:
                 "output": args.output_dir,
             },
         )
-    if log_file is not None:
-        log_file.start()  # the run is under way: its log from the start is kept
 
     # Training and the final figures.
     with repo_creation_reported(args):
         trainer = method.build_trainer(model, tokenizer)
+    if log_file is not None:
+        log_file.start()  # the run is under way (a refusal up to here leaves no file): its log from the start is kept
     use_run_console(trainer)  # one bar, a line per evaluation; the raw log dicts into run.log
     defer_push_to_end(trainer)
     usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
