@@ -18,7 +18,7 @@ from typing import Callable
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.parsing import ToolParser
 from hf_finetune.core.report.files import FINISHED_MARKER
-from hf_finetune.core.run.ownership import CONFIG
+from hf_finetune.core.run.ownership import CONFIG, series_kind
 
 # torch and transformers are imported where they are used: `predict --help` needs neither.
 
@@ -75,10 +75,12 @@ def saved_method(checkpoint: Path) -> str:
 
 
 def is_trained_run(folder: Path) -> bool:
-    """Whether a run wrote `folder` (its flags, its results, or a checkpoint's trainer state), not only a model."""
+    """Whether a run wrote `folder` (its flags, its results, or a checkpoint's trainer state; or it is
+    one run of a series, such as a method's folder of chat --compare), not only a model."""
     from hf_finetune.core.run.checkpoints import TRAINER_STATE
 
-    return any((folder / name).is_file() for name in (CONFIG, FINISHED_MARKER, TRAINER_STATE))
+    return any((folder / name).is_file() for name in (CONFIG, FINISHED_MARKER, TRAINER_STATE)) or \
+        series_kind(folder.parent) is not None  # fmt: skip
 
 
 def require_run_kind(run_dir: str | Path, kinds: tuple[str, ...], tool: str) -> tuple[Path, str]:
