@@ -178,7 +178,7 @@ def load_causal_lm(name: str, tokenizer, trust_remote_code: bool = False) -> Pre
 
 def is_sequence_classifier(model: nn.Module) -> bool:
     """A model (or the model inside a PEFT wrapper) with a class head instead of an LM head."""
-    inner = model.get_base_model() if hasattr(model, "peft_config") else model
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return inner.__class__.__name__.endswith("ForSequenceClassification")
 
 

@@ -160,7 +160,7 @@ def target_loss(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor,
 
 def supports_target_logits(model) -> bool:
     """Whether the model's forward takes `logits_to_keep` (a PEFT wrapper passes it on)."""
-    inner = model.get_base_model() if hasattr(model, "peft_config") else model
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # PEFT also marks the inner model
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 

@@ -42,7 +42,7 @@ class PreferenceTrainer(DPOTrainer):
         self.answers_only = True
         if getattr(trl_utils, "_use_triton", lambda device: False)(self.args.device):
             return  # TRL scores the answer tokens only already
-        policy = self.model.get_base_model() if hasattr(self.model, "peft_config") else self.model
+        policy = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         for model in (policy, self.ref_model):
             if model is not None and supports_target_logits(model):
                 score_answers_only(model)
