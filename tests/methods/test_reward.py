@@ -54,6 +54,7 @@ def untrained_reward_run(tmp_path_factory, tiny_gpt2, tokenizer):
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    (folder / "config.yaml").write_text("learning_rate: 1.0e-05\n")  # a run's flags: the tools tell a run from a model
     return folder
 
 
