@@ -18,7 +18,8 @@ from __future__ import annotations
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.help import command_help
 from hf_finetune.core.parsing import exit_with_help_if_asked
-from hf_finetune.methods.preference.arguments import ARGUMENTS, INSTRUCTION_RUN
+from hf_finetune.methods.preference.arguments import ARGUMENTS
+from hf_finetune.methods.text import INSTRUCTION_RUN
 
 DEFAULTS = dict(
     # data

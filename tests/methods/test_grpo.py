@@ -12,8 +12,8 @@ from transformers import AutoModelForSequenceClassification
 
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.methods.grpo.arguments import INSTRUCTION_RUN
 from hf_finetune.methods.grpo.rewards import load_reward_model, named_rewards
+from hf_finetune.methods.text import INSTRUCTION_RUN
 from hf_finetune.methods.text.prompt import format_prompt
 from hf_finetune.recipes import grpo
 

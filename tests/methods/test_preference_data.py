@@ -16,8 +16,9 @@ from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.methods.preference.arguments import INSTRUCTION_RUN, LOSS_TYPES
+from hf_finetune.methods.preference.arguments import LOSS_TYPES
 from hf_finetune.methods.preference.train import main
+from hf_finetune.methods.text import INSTRUCTION_RUN
 from hf_finetune.methods.text.pair_encoding import encode_pair, encode_pairs
 from hf_finetune.methods.text.pairs import load_preference_data
 from hf_finetune.methods.text.prompt import format_prompt, prompt_ids

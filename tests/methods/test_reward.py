@@ -17,11 +17,11 @@ from trl.trainer.reward_trainer import DataCollatorForPreference
 from hf_finetune import score
 from hf_finetune.core.errors import run_cli
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.methods.reward.arguments import INSTRUCTION_RUN
 from hf_finetune.methods.reward.encoding import answer_sequences, encode_reward_pairs
 from hf_finetune.methods.reward.report import pair_figures
 from hf_finetune.methods.reward.saved import REWARD_LABEL, is_reward_run
 from hf_finetune.methods.reward.scoring import sequence_scores
+from hf_finetune.methods.text import INSTRUCTION_RUN
 from hf_finetune.methods.text.pair_encoding import encode_pair
 from hf_finetune.methods.text.pairs import load_preference_data
 from hf_finetune.methods.text.prompt import format_prompt

@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # torch and datasets: not for --help
 
     from hf_finetune.methods.text.instructions import Columns
 
-INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 
 
 @dataclass

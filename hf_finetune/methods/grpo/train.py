@@ -22,10 +22,11 @@ from hf_finetune.core.model.loading import describe_model_source
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text import require_instruction_run
 from hf_finetune.methods.text.instructions import load_instruction_data
 from hf_finetune.methods.text.prompt import format_prompt
 
-from .arguments import ARGUMENTS, INSTRUCTION_RUN, GrpoArguments, grpo_config_from
+from .arguments import ARGUMENTS, GrpoArguments, grpo_config_from
 from .report import (
     STAGES,
     answer_rows,
@@ -58,12 +59,7 @@ class GrpoMethod(Method):
 
     def check_arguments(self) -> None:
         self.args.check(self.training_args)
-        start = self.model_args.model_name_or_path
-        if start == INSTRUCTION_RUN and not Path(start).exists():
-            raise UserError(
-                f"--model_name_or_path: {start} does not exist; train the instruction run first (hf-finetune "
-                f"instruction), or start from another causal LM with --model_name_or_path."
-            )
+        require_instruction_run(self.model_args.model_name_or_path)
         if self.training_args.train_sampling_strategy == "group_by_length":
             raise UserError("--train_sampling_strategy group_by_length: GRPO samples its answers as it trains, so "
                             "there are no lengths to group by; use random or sequential.")  # fmt: skip

@@ -21,7 +21,6 @@ LOSS_TYPES = (
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
     "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
-INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 
 
 @dataclass

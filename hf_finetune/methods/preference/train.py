@@ -20,9 +20,10 @@ from hf_finetune.core.model.loading import describe_model_source, fitted_max_len
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text import require_instruction_run
 from hf_finetune.methods.text.pair_encoding import encode_pairs
 
-from .arguments import ARGUMENTS, INSTRUCTION_RUN, PreferenceArguments, dpo_config_from
+from .arguments import ARGUMENTS, PreferenceArguments, dpo_config_from
 from .card import preference_card
 from .report import (
     STAGES,
@@ -45,12 +46,7 @@ class PreferenceMethod(Method):
 
     def check_arguments(self) -> None:
         self.args.check()
-        start = self.model_args.model_name_or_path
-        if start == INSTRUCTION_RUN and not Path(start).exists():
-            raise UserError(
-                f"--model_name_or_path: {start} does not exist; train the instruction run first (hf-finetune "
-                f"instruction), or start from another causal LM with --model_name_or_path."
-            )
+        require_instruction_run(self.model_args.model_name_or_path)
         if self.training_args.train_sampling_strategy == "group_by_length":
             raise UserError(
                 "--train_sampling_strategy group_by_length: a preference pair has two lengths (prompt + chosen, "

@@ -15,7 +15,6 @@ from hf_finetune.methods.text.pair_arguments import PairDataArguments
 if TYPE_CHECKING:  # torch: not for --help
     from transformers import TrainingArguments
 
-INSTRUCTION_RUN = "outputs/instruction"  # where `hf-finetune instruction` saves its run: the recipe starts there
 
 
 @dataclass

@@ -22,8 +22,9 @@ from hf_finetune.core.model.loading import fitted_max_length, load_classifier
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.text import require_instruction_run
 
-from .arguments import ARGUMENTS, INSTRUCTION_RUN, RewardArguments, reward_config_from
+from .arguments import ARGUMENTS, RewardArguments, reward_config_from
 from .card import reward_card
 from .encoding import encode_reward_pairs
 from .report import HELD_OUT, STAGES, pair_figures, reward_history, scored_rows, write_reward_results
@@ -40,12 +41,7 @@ class RewardMethod(Method):
 
     def check_arguments(self) -> None:
         self.args.check()
-        start = self.model_args.model_name_or_path
-        if start == INSTRUCTION_RUN and not Path(start).exists():
-            raise UserError(
-                f"--model_name_or_path: {start} does not exist; train the instruction run first (hf-finetune "
-                f"instruction), or start from another model with --model_name_or_path."
-            )
+        require_instruction_run(self.model_args.model_name_or_path, "model")
         if self.training_args.train_sampling_strategy == "group_by_length":
             raise UserError(
                 "--train_sampling_strategy group_by_length: a reward pair has two lengths (prompt + chosen, "
