@@ -4,8 +4,9 @@ from the book's entries) is instruction-tuned on 24 entries, half of them answer
 other prompts then makes it open that way on held-out prompts: the mean validation reward (sampled
 answers) and the greedy test answers' reward rise. With a reward model trained on the same module's
 pairs (polite opening preferred) as the only reward, the scored test answers improve too. A reward
-from a Python file, the run folder, and a run resumed from its checkpoint (bit-identical weights,
-sampling included) are checked on the same instruction run.
+from a Python file, the run folder, a run resumed from its checkpoint or after SIGTERM (bit-identical
+weights, sampling included), LoRA, --seeds with compare, and two processes under `accelerate launch`
+are checked on the same instruction run.
 
 Measured 2026-12-06 (AMD EPYC, 2 cores shared with other jobs), 10 GRPO steps, three random
 initialisations (tiny's --seed 0, 1, 2): test reward (greedy, 8 prompts) 0.500 -> 1.000, 0.625 ->
@@ -145,27 +146,130 @@ def test_with_a_reward_model_the_scored_test_answers_improve(tmp_path, instructi
     assert results["validation_reward_after"] > results["validation_reward_before"]
 
 
-def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tmp_path, instruction_run, prompts):
-    """Sampling included: the checkpoint holds the random state, so the resumed steps draw the same answers."""
-    import shutil
+def checkpointed(output, instruction_run, prompts, *flags) -> list[str]:
+    """4 steps, validated and saved every 2: the runs that stop and resume below."""
+    return [
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
+        "--rewards", "contains:certainly", "--max_completion_length", "8", "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "32", "--max_steps", "4", "--eval_steps", "2", "--logging_steps", "1", *QUICK,
+        "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", *flags,
+    ]  # fmt: skip
 
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, instruction_run, prompts):
+    output = tmp_path_factory.mktemp("uninterrupted") / "run"
+    return output, grpo.main(checkpointed(output, instruction_run, prompts))
+
+
+def assert_same_run(reference, resumed_dir, resumed) -> None:
     import torch
     from safetensors.torch import load_file
 
-    def run(output, *flags):
-        return grpo.main([
-            "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
-            "--rewards", "contains:certainly", "--max_completion_length", "8", "--per_device_train_batch_size", "8",
-            "--per_device_eval_batch_size", "32", "--max_steps", "4", "--eval_steps", "2", *QUICK,
-            "--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", *flags,
-        ])  # fmt: skip
-
-    whole = run(tmp_path / "whole")
-    resumed_dir = tmp_path / "resumed"
-    resumed_dir.mkdir()
-    shutil.copytree(tmp_path / "whole" / "checkpoint-2", resumed_dir / "checkpoint-2")
-    resumed = run(resumed_dir, "--resume_from_checkpoint", "auto")
-    weights = load_file(tmp_path / "whole" / "model.safetensors"), load_file(resumed_dir / "model.safetensors")
+    output, whole = reference
+    weights = load_file(output / "model.safetensors"), load_file(resumed_dir / "model.safetensors")
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
     for key in ("validation_reward_after", "validation_kl_after", "test_reward_after"):
         assert resumed[key] == whole[key], key
+
+
+def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tmp_path, instruction_run, prompts,
+                                                                         uninterrupted):  # fmt: skip
+    """Sampling included: the checkpoint holds the random state, so the resumed steps draw the same answers."""
+    import shutil
+
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copytree(uninterrupted[0] / "checkpoint-2", resumed_dir / "checkpoint-2")
+    resumed = grpo.main(checkpointed(resumed_dir, instruction_run, prompts, "--resume_from_checkpoint", "auto"))
+    assert_same_run(uninterrupted, resumed_dir, resumed)
+
+
+def test_sigterm_saves_a_checkpoint_says_so_and_the_resumed_run_ends_as_the_uninterrupted_one(
+    tmp_path, instruction_run, prompts, uninterrupted
+):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import PROJECT, subprocess_env
+
+    output = tmp_path / "preempted"
+    flags = checkpointed(output, instruction_run, prompts)
+    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(stdout, "w") as out, open(stderr, "w") as err:
+        process = subprocess.Popen([sys.executable, "recipes/grpo.py", *flags], cwd=PROJECT, stdout=out, stderr=err,
+                                   env=subprocess_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))  # fmt: skip
+    deadline = time.time() + 300
+    while "  training loss " not in stdout.read_text():  # step 1 is done
+        assert process.poll() is None, stderr.read_text()[-2000:]
+        assert time.time() < deadline, "timed out waiting for the first step"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=300) == 143, stderr.read_text()[-2000:]
+    [checkpoint] = sorted(output.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1:]
+    [message] = [line for line in stderr.read_text().splitlines() if line.startswith("error:")]
+    assert f"interrupted by SIGTERM at step {checkpoint.name.split('-')[1]}; checkpoint saved in {checkpoint}" in message
+    assert "Traceback" not in stderr.read_text() and not (output / "model.safetensors").exists()
+    resumed = grpo.main([*flags, "--resume_from_checkpoint", "auto"])
+    assert_same_run(uninterrupted, output, resumed)
+
+
+def test_a_lora_run_saves_one_adapter_that_answers_as_the_run_did(tmp_path, instruction_run, prompts, capsys):
+    """TRL copies a handed adapter into a second "ref" one; ours starts at zero, so the run drops the copy."""
+    from hf_finetune import generate
+    from hf_finetune.core.model.saved_runs import is_adapter_run
+
+    output = tmp_path / "lora"
+    results = grpo.main([
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
+        "--rewards", "contains:certainly", "--max_completion_length", "12", "--per_device_train_batch_size", "8",
+        "--max_steps", "2", "--eval_strategy", "no", "--use_peft", "--lora_r", "4", "--learning_rate", "1e-2", *QUICK,
+    ])  # fmt: skip
+    assert is_adapter_run(output) and not (output / "ref").exists() and "LoRA" in results["trainable"]
+    row = json.loads((output / "grpo_answers.json").read_text())[0]
+    capsys.readouterr()
+    generate.main([str(output), "--instruction", row["instruction"], "--input", row["input"], "--max_new_tokens", "12"])
+    assert capsys.readouterr().out.strip() == row["answer_after"].strip()
+
+
+def test_a_seeds_series_summarises_the_rewards_and_compare_lines_it_up(tmp_path, instruction_run, prompts,
+                                                                       uninterrupted, capsys):  # fmt: skip
+    from hf_finetune import compare
+
+    series = tmp_path / "series"
+    grpo.main([
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(series),
+        "--rewards", "contains:certainly", "--max_completion_length", "8", "--per_device_train_batch_size", "8",
+        "--max_steps", "2", "--eval_steps", "2", "--seeds", "1,2", *QUICK,
+    ])  # fmt: skip
+    summary = json.loads((series / "summary.json").read_text())
+    assert [run["seed"] for run in summary["runs"]] == [1, 2]
+    assert {"test_reward_after", "validation_reward_after", "validation_kl_after"} <= set(summary["metrics"])
+    console = capsys.readouterr().out
+    assert "test_reward_after" in console and "model_flops" not in console, "the console shows outcomes only"
+    compare.main([str(uninterrupted[0]), str(series), "--output", str(tmp_path / "compared")])
+    table = (tmp_path / "compared" / "compare.md").read_text()
+    assert "| test_reward_after |" in table and "| max_steps |" in table
+
+
+def test_two_processes_train_one_grpo_run_under_accelerate_launch(tmp_path, instruction_run, prompts):
+    """DDP on CPU (gloo): each process samples its share of the prompts; one run folder, one summary."""
+    import sys
+
+    from conftest import PROJECT, run_command
+
+    output = tmp_path / "ddp"
+    result = run_command([
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "accelerate_configs" / "cpu.yaml"),
+        "--num_processes", "2", "--num_cpu_threads_per_process", "1", str(PROJECT / "recipes" / "grpo.py"),
+        "--dataset", str(prompts), "--model_name_or_path", str(instruction_run), "--output_dir", str(output),
+        "--rewards", "contains:certainly", "--max_completion_length", "8", "--per_device_train_batch_size", "8",
+        "--max_steps", "2", "--eval_steps", "2", *QUICK,
+    ])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x2 processes" in result.stdout and result.stdout.count("summary:") == 1
+    results = json.loads((output / "all_results.json").read_text())
+    assert [point["step"] for point in results["history"] if "eval_reward" in point] == [0, 2]
+    assert len(json.loads((output / "grpo_answers.json").read_text())) == 8 and (output / "model.safetensors").is_file()

@@ -57,3 +57,11 @@ def describe_lora(model: PeftModel) -> str:
     return f"LoRA r={config.r} alpha={config.lora_alpha} dropout={config.lora_dropout} on {targets}" + (
         f"; fully trained: {saved}" if saved else "; everything else frozen"
     )
+
+
+def drop_reference_copy(model) -> None:
+    """TRL's DPO and GRPO trainers copy an adapter they are handed into a "ref" adapter, the reference
+    for adapters trained before. Ours was just created (a zero update), so switching adapters off gives
+    the same reference: without the copy a step runs one adapter, and the saved run holds one."""
+    if hasattr(model, "peft_config") and "ref" in model.peft_config:
+        model.delete_adapter("ref")

@@ -12,12 +12,14 @@ not finish saving, damaged files) is one sentence that names the folder and the 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import ADAPTER_CONFIG, adapter_base, load_causal_lm_weights, load_failure
+from hf_finetune.core.report.console import logger
 from hf_finetune.core.run.ownership import series_kind
 from hf_finetune.core.run.saving import STAGING
 
@@ -109,7 +111,9 @@ def _with_adapter(model, run_dir: Path):
     from peft import PeftModel
 
     try:
-        return PeftModel.from_pretrained(model, run_dir)
+        with warnings.catch_warnings():  # PEFT calls a transformers method deprecated in 5.x: nothing for a user
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return PeftModel.from_pretrained(model, run_dir)
     except Exception as error:
         raise UserError(
             f"{run_dir}: its LoRA adapter does not load ({error.__class__.__name__}: a damaged or missing "
@@ -126,8 +130,27 @@ def load_sequence_classifier(run_dir: str | Path) -> PreTrainedModel:
         except Exception as error:
             raise load_failure("model", str(run_dir), error, flag="") from None
     config = AutoConfig.from_pretrained(run_dir)  # labels, pad token
-    model = _load_base(run_dir, lambda base: AutoModelForSequenceClassification.from_pretrained(base, config=config))
+    model = _load_base(run_dir, lambda base: classifier_without_its_head(base, config, run_dir))
     return _with_adapter(model, run_dir)
+
+
+def classifier_without_its_head(base: str, config, run_dir: Path) -> PreTrainedModel:
+    """The base model as a classifier, its head new: the adapter holds the trained head (PEFT's
+    modules_to_save), so transformers' report of the head's weights as missing is no news; any other
+    missing weight is said."""
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, loading = AutoModelForSequenceClassification.from_pretrained(base, config=config, output_loading_info=True)
+    finally:
+        transformers_logging.set_verbosity(level)
+    in_adapter = adapter_settings(run_dir).get("modules_to_save") or []
+    missing = [key for key in loading.get("missing_keys", []) if key.split(".")[0] not in in_adapter]
+    if missing:
+        logger.warning(f"{run_dir}: its base model '{base}' lacks {', '.join(sorted(missing))}; they start new.")
+    return model
 
 
 def load_causal_lm_run(run_dir: str | Path) -> PreTrainedModel:

@@ -15,9 +15,14 @@ from hf_finetune.core.model.callbacks import LabelledProgressCallback
 from hf_finetune.core.report.console import run_log
 
 # Per-evaluation figures not worth a place on the line (timings; the classifiers' precision and
-# recall, which F1 sums up; the preference method's raw log-probabilities and logits).
+# recall, which F1 sums up; the preference method's raw log-probabilities and logits; GRPO's
+# sampling statistics and per-function rewards, which its mean reward sums up).
 LEFT_OUT = ("runtime", "samples_per_second", "steps_per_second", "model_preparation_time", "precision", "recall",
-            "logps/", "logits/")
+            "logps/", "logits/", "num_tokens", "completions/", "clip_ratio/", "frac_reward_zero_std", "entropy")
+
+
+def left_out(key: str) -> bool:
+    return any(part in key for part in LEFT_OUT) or (key.startswith("eval_rewards/") and key.endswith(("/mean", "/std")))
 SPLIT_NAMES = {"eval_validation_": "validation", "eval_train_": "training sample", "eval_": "validation"}
 
 
@@ -28,7 +33,7 @@ def evaluation_line(logs: dict, step: int, max_steps: int) -> str | None:
     if prefix is None:
         return None
     figures = [f"{key[len(prefix):].replace('_', ' ')} {value:.4g}" for key, value in logs.items()
-               if key.startswith(prefix) and isinstance(value, (int, float)) and not any(part in key for part in LEFT_OUT)]  # fmt: skip
+               if key.startswith(prefix) and isinstance(value, (int, float)) and not left_out(key)]  # fmt: skip
     return f"{step_of(step, max_steps)}  {SPLIT_NAMES[prefix]}: {', '.join(figures)}"
 
 

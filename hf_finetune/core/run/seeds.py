@@ -136,8 +136,8 @@ def run_seeds(method, run_one: Callable) -> dict:
         with args.main_process_first(local=False, desc="writing the seeds' summary"):
             if main_process:
                 summary = write_summary(output_dir, seeds, kept, config)
-                print(f"=== {len(seeds)} seeds (summary: {output_dir / SUMMARY_REPORT}) ===\n\n"
-                      f"{metrics_table(summary)}\n", flush=True)  # fmt: skip
+                print(f"=== {len(seeds)} seeds (every figure: {output_dir / SUMMARY_REPORT}) ===\n\n"
+                      f"{outcome_lines(summary)}\n", flush=True)  # fmt: skip
             else:
                 summary = read_json(output_dir / SUMMARY)
     return summary
@@ -324,6 +324,30 @@ def metrics_table(summary: dict) -> str:
             for name, figures in summary["metrics"].items()
         ],
     )
+
+
+# What the console shows of a series: the held-out figures after training, not timings or settings.
+OUTCOME_PREFIXES = ("test_", "validation_", "eval_")
+NOT_OUTCOMES = ("seconds", "runtime", "per_second", "_std", "_before", "_examples", "_steps", "_tokens")
+CONSOLE_OUTCOMES = 12
+
+
+def outcome_lines(summary: dict) -> str:
+    """The series' held-out figures, one line each: mean ± std (min to max); summary.md has them all."""
+    names = [name for name in summary["metrics"]
+             if name.startswith(OUTCOME_PREFIXES) and not any(word in name for word in NOT_OUTCOMES)]  # fmt: skip
+    if "train_loss" in summary["metrics"]:
+        names.append("train_loss")
+    shown = names[:CONSOLE_OUTCOMES]
+    width = max((len(name) for name in shown), default=0)
+    lines = []
+    for name in shown:
+        figures = summary["metrics"][name]
+        std = "" if figures["std"] is None else f" ± {figures['std']:.4f}"
+        lines.append(f"  {name:<{width}}  {figures['mean']:.4f}{std}  ({figures['min']:.4f} to {figures['max']:.4f})")
+    if len(names) > len(shown):
+        lines.append(f"  ... and {len(names) - len(shown)} more held-out figures in {SUMMARY_REPORT}")
+    return "\n".join(lines) or f"  (no held-out figures: see {SUMMARY_REPORT})"
 
 
 def plot_seed_curves(output_dir: Path, histories: dict[int, list[dict]], per_epoch: int | None) -> list[Path]:

@@ -19,6 +19,7 @@ import datasets
 from hf_finetune.core.errors import UserError, run_cli
 from hf_finetune.core.model.callbacks import EvaluateAtEpochEnd
 from hf_finetune.core.model.loading import describe_model_source
+from hf_finetune.core.model.lora import drop_reference_copy
 from hf_finetune.core.parsing import parse_arguments
 from hf_finetune.core.run.method import Method
 from hf_finetune.core.run.skeleton import run
@@ -95,7 +96,7 @@ class GrpoMethod(Method):
         for reward in self.rewards:
             if hasattr(reward, "model"):
                 reward.model.to(self.training_args.device)
-        return GRPOTrainer(
+        trainer = GRPOTrainer(
             model=model,
             reward_funcs=list(self.rewards),
             args=grpo_config_from(self.training_args, self.args),
@@ -104,6 +105,8 @@ class GrpoMethod(Method):
             processing_class=tokenizer,
             callbacks=[EvaluateAtEpochEnd()],
         )
+        drop_reference_copy(model)
+        return trainer
 
     def before_training(self, trainer) -> None:
         self.initial = trainer.evaluate() if trainer.args.eval_strategy != "no" else {}
