@@ -8,8 +8,10 @@ fault. Entry points run through `run_cli`, which prints that message without a t
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool its reader stopped reading
@@ -29,6 +31,27 @@ class Interrupted(BaseException):
         self.exit_code = exit_code
 
 
+def terminated_before_the_run(signum, frame):
+    raise Interrupted("interrupted by SIGTERM; the command did not finish: run it again.", exit_code=143)
+
+
+@contextmanager
+def sigterm_says_so() -> Iterator[None]:
+    """SIGTERM in a command's first seconds (its imports, its checks), before a run installs its own
+    handling (core/run/lock.py), ends it with one sentence and status 143, not silently."""
+    try:
+        installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        if installed:
+            signal.signal(signal.SIGTERM, terminated_before_the_run)
+    except ValueError:  # not the main thread: signals are not ours to handle
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def traceback_requested(argv: Sequence[str] | None = None) -> bool:
     argv = sys.argv[1:] if argv is None else argv
     return "--traceback" in argv or os.environ.get("HF_FINETUNE_TRACEBACK") == "1"
@@ -38,7 +61,8 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
     """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2 (or the
     error's own `exit_code`); a reader that stops reading ends it quietly with 141."""
     try:
-        main(argv)
+        with sigterm_says_so():
+            main(argv)
     except UserError as error:
         if traceback_requested(argv):
             raise

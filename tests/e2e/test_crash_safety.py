@@ -81,8 +81,8 @@ def start(argv, **kwargs) -> subprocess.Popen:
 
 
 def wait_for_sigterm_handler(process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until the process catches SIGTERM (Linux: bit 15 of SigCgt in /proc/PID/status), which the run
-    does from the start of training; before, SIGTERM ends a loading machine's run the default way."""
+    """Until the process catches SIGTERM (Linux: bit 15 of SigCgt in /proc/PID/status), which a
+    command does from its first moments (core/errors.run_cli), before its imports."""
     deadline = time.time() + timeout
     while True:
         status = Path(f"/proc/{process.pid}/status").read_text()
@@ -185,7 +185,7 @@ def test_a_second_process_into_a_folder_in_use_is_refused_and_sigterm_releases_t
     try:
         wait_for(output / LOCK_NAME, first)
         second = run_command(classify_command(*flags))
-        wait_for_sigterm_handler(first)  # training has begun: SIGTERM now means "checkpoint and stop"
+        wait_for_sigterm_handler(first)
         assert second.returncode == 2, second.stderr[-2000:]
         [message] = error_lines(second.stderr)
         assert f"error: --output_dir: {output} is in use by the run of pid {first.pid} on " in message
@@ -195,6 +195,18 @@ def test_a_second_process_into_a_folder_in_use_is_refused_and_sigterm_releases_t
         first.communicate(timeout=120)
     assert first.returncode == 143
     assert not (output / LOCK_NAME).exists()
+
+
+def test_sigterm_in_a_commands_first_seconds_is_one_sentence_and_exit_143(tiny_gpt2, small_csv, tmp_path):
+    """While it imports torch and transformers, before any run began: not a silent 143."""
+    output = tmp_path / "run"
+    process = start([sys.executable, "-m", "hf_finetune", "classify", *classify_flags(tiny_gpt2, small_csv, output)])
+    wait_for_sigterm_handler(process, timeout=30)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143
+    assert error_lines(stderr) == ["error: interrupted by SIGTERM; the command did not finish: run it again."], stderr
+    assert not output.exists()
 
 
 def test_the_lock_of_a_killed_run_is_taken_over_by_the_next(tiny_gpt2, small_csv, tmp_path):

@@ -499,6 +499,12 @@ def test_calibration_on_too_few_validation_texts_is_refused_and_on_few_warned_ev
     assert "warning: fitted on only 40" in calibration_headline(results)["test ECE"]
 
 
+def test_calibrate_without_a_temperature_found_says_so_in_the_summary_not_only_the_report():
+    line = calibration_headline({"test_ece": 0.2, "calibration_temperature": None, "calibration_examples": 40})["test ECE"]
+    assert line.startswith("0.2000, uncalibrated: --calibrate found no temperature")
+    assert calibration_headline({"test_ece": 0.2}) == {}  # no --calibrate: nothing to say
+
+
 # --- the way out names what can change ----------------------------------------------------------
 
 
@@ -586,3 +592,18 @@ def test_a_label_column_of_lists_or_objects_is_refused_not_turned_into_class_nam
     data.write_text("".join(json.dumps({"text": f"text {i}", "label": label}) + "\n" for i in range(4)))
     line = refusal(classify.main, training_argv(tmp_path, "--dataset", data), capsys)
     assert f"--dataset: {data}" in line and f"column 'label' holds {held}, not labels" in line
+
+
+def test_a_split_seed_on_data_that_comes_split_is_said_to_have_no_effect(tmp_path):
+    from types import SimpleNamespace
+
+    from hf_finetune.methods.classify.arguments import DataArguments
+    from hf_finetune.methods.classify.data import load_classification_data
+
+    for split in ("train", "validation", "test"):
+        rows = [{"text": text(index), "label": index % 2} for index in range(6)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    seeded = load_classification_data(DataArguments(dataset=str(tmp_path), split_seed=5), SimpleNamespace(seed=42))
+    assert seeded.split_seed is None and "it comes split, so --split_seed 5 draws nothing (no effect)" in seeded.notes
+    plain = load_classification_data(DataArguments(dataset=str(tmp_path)), SimpleNamespace(seed=42))
+    assert not any("--split_seed" in note for note in plain.notes)

@@ -30,7 +30,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 
 from hf_finetune.core.checks import check_writable_folder
-from hf_finetune.core.errors import Interrupted, UserError
+from hf_finetune.core.errors import Interrupted, UserError, terminated_before_the_run
 from hf_finetune.core.report.console import logger
 
 LOCK_NAME = "_run.lock"
@@ -210,13 +210,14 @@ def run_lock(args: TrainingArguments):
 @contextmanager
 def sigterm_exits():
     """SIGTERM ends the process with status 143 and one sentence through the usual unwinding (so
-    locks are released), unless a handler is already installed; a handler installed later
-    (preemption, during training) takes precedence."""
+    locks are released), unless a handler other than the default or the command's first one
+    (errors.sigterm_says_so) is installed; a handler installed later (preemption, during training)
+    takes precedence. The handler before is restored after."""
     try:
-        unhandled = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        before = signal.getsignal(signal.SIGTERM)
     except ValueError:
-        unhandled = False
-    if not unhandled:
+        before = None
+    if before not in (signal.SIG_DFL, terminated_before_the_run):
         yield
         return
     global _terminated
@@ -229,7 +230,7 @@ def sigterm_exits():
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, before)
         _terminated = False
 
 

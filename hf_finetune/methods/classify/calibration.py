@@ -195,9 +195,15 @@ class Calibration:
 
 
 def calibration_headline(results: dict) -> dict[str, str]:
-    """With a temperature, the closing summary's calibration figure: test ECE before -> after."""
-    if not results.get("calibration_temperature"):
+    """With --calibrate, the closing summary's calibration line: test ECE before -> after, or that no
+    temperature was found and the model is saved uncalibrated."""
+    if "calibration_temperature" not in results:
         return {}
+    if not results["calibration_temperature"]:
+        return {
+            "test ECE": f"{results['test_ece']:.4f}, uncalibrated: --calibrate found no temperature (the validation "
+            f"NLL has no minimum for T between {MIN_TEMPERATURE} and {MAX_TEMPERATURE:.0f}; see report.md)"
+        }
     few = few_calibration_examples(results.get("calibration_examples", FEW_CALIBRATION_EXAMPLES))
     return {
         "test ECE": f"{results['test_ece']:.4f} -> {results['test_ece_calibrated']:.4f} "

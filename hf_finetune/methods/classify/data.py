@@ -324,4 +324,6 @@ def load_classification_data(data_args: DataArguments, training_args: TrainingAr
         dedupe=data_args.dedupe,
     )
     data.notes.insert(0, source.origin)
+    if data_args.split_seed is not None and data.split_seed is None:
+        data.notes.append(f"it comes split, so --split_seed {data_args.split_seed} draws nothing (no effect)")
     return data
