@@ -8,6 +8,7 @@ fault. Entry points run through `run_cli`, which prints that message without a t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from contextlib import contextmanager
@@ -29,6 +30,25 @@ class Interrupted(BaseException):
     def __init__(self, message: str, exit_code: int):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# "--flag": the --config file that set it, for the command being run (core/parsing.py fills it).
+_flags_from_config_file: dict[str, str] = {}
+
+
+def remember_flags_from_config_file(flags: dict[str, str]) -> None:
+    _flags_from_config_file.clear()
+    _flags_from_config_file.update(flags)
+
+
+def naming_the_config_file(message: str) -> str:
+    """`message`, and where the flags it names were set when the command line did not set them: a
+    refusal of --label_words that came from --config names that file."""
+    named = [flag for flag in dict.fromkeys(re.findall(r"--\w+", message)) if flag in _flags_from_config_file]
+    if not named or "set in --config" in message:
+        return message
+    files = ", ".join(dict.fromkeys(_flags_from_config_file[flag] for flag in named))
+    return f"{message.rstrip('.')} ({' and '.join(named)} set in --config {files})."
 
 
 def terminated_before_the_run(signum, frame):
@@ -60,13 +80,14 @@ def traceback_requested(argv: Sequence[str] | None = None) -> bool:
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
     """Call `main(argv)` and turn a `UserError` into `error: ...` on stderr and exit code 2 (or the
     error's own `exit_code`); a reader that stops reading ends it quietly with 141."""
+    remember_flags_from_config_file({})
     try:
         with sigterm_says_so():
             main(argv)
     except UserError as error:
         if traceback_requested(argv):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {naming_the_config_file(str(error))}", file=sys.stderr)
         sys.exit(getattr(error, "exit_code", EXIT_USER_ERROR))
     except Interrupted as error:
         if traceback_requested(argv):

@@ -12,7 +12,7 @@ from typing import Any
 
 from hf_finetune.core.checks import bounded_int, check_training_values, finite_float
 from hf_finetune.core.config_file import config_file_argv
-from hf_finetune.core.errors import UserError
+from hf_finetune.core.errors import UserError, remember_flags_from_config_file
 from hf_finetune.core.help import (
     HELP_EPILOG,
     HelpFormatter,
@@ -165,6 +165,7 @@ def parse_arguments(
     parser.set_defaults(**defaults)
     list_flags = frozenset(action.dest for action in parser._actions if action.nargs in ("+", "*"))
     argv, from_file = config_file_argv(argv, known, list_flags)
+    remember_flags_from_config_file(from_file)
     try:
         try:
             parsed = parser.parse_args_into_dataclasses(args=argv)

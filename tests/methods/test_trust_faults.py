@@ -224,6 +224,15 @@ def test_a_config_file_mistake_names_the_key_and_the_file(text, extra, words, tm
     assert words in line, line
 
 
+def test_a_refusal_after_parsing_names_the_config_file_that_set_its_flag(tmp_path, capsys):
+    path = config_file(tmp_path, "label_words: bad,good\n")
+    line = refusal(classify.main, training_argv(tmp_path, "--config", path, "--method", "head"), capsys)
+    assert line == (f"error: --label_words: label words are written by --method label-token only; drop --label_words "
+                    f"for --method head (--label_words set in --config {path}).")  # fmt: skip
+    line = refusal(classify.main, training_argv(tmp_path, "--label_words", "bad,good", "--method", "head"), capsys)
+    assert "set in --config" not in line, "the command line set it"
+
+
 def test_config_given_a_folder_says_so(tmp_path, capsys):
     line = refusal(classify.main, training_argv(tmp_path, "--config", tmp_path), capsys)
     assert f"--config: {tmp_path} is a folder; pass the YAML file in it" in line
