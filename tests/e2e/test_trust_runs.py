@@ -10,7 +10,8 @@ evaluated every 3 steps and at each epoch's end, a checkpoint at each epoch's en
 - a checkpoint of another method is refused before it loads;
 - a --max_steps run resumed from any of its checkpoints, the last step's included (a kill during the
   final evaluation), ends with the uninterrupted run's weights and train_loss, training no step more;
-  a checkpoint past --max_steps is refused.
+  a checkpoint past --max_steps is refused;
+- a resume may change how the run logs, evaluates and saves, not what it trains (--learning_rate...).
 
 Kills need a real process: the killed runs are subprocesses (`python -c` with a pause at the
 moment named, OMP_NUM_THREADS=1); the runs they are compared with run in-process on one thread.
@@ -162,6 +163,22 @@ def test_a_checkpoint_past_max_steps_is_refused(by_steps, tiny_gpt2, data, tmp_p
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "Traceback" not in err
     assert "checkpoint-6 was saved at step 6, past this run's --max_steps 3" in err
+
+
+def test_a_resume_may_change_how_the_run_reports_but_not_what_it_trains(by_steps, tiny_gpt2, data, tmp_path, capsys):
+    output = tmp_path / "resumed"
+    shutil.copytree(by_steps / "checkpoint-3", output / "checkpoint-3")
+    argv = [*flags(tiny_gpt2, data, output, *BY_STEPS), "--resume_from_checkpoint", "auto"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(classify.main, [*argv, "--learning_rate", "1e-3", "--weight_decay", "0.5"])
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert exit_info.value.code == 2 and line == (
+        f"error: --resume_from_checkpoint: {output / 'checkpoint-3'} was saved by a run with --learning_rate 0.005, "
+        "and this command gives 0.001 (and 1 more: --weight_decay); a run resumes with the flags it began with (its "
+        "config.yaml then trains it again): drop the change, or train anew into another --output_dir (or with "
+        "--overwrite_output_dir).")  # fmt: skip
+    run_cli(classify.main, [*argv, "--logging_steps", "2", "--eval_steps", "2", "--save_total_limit", "1"])
+    assert same_weights(by_steps, output)
 
 
 @pytest.mark.parametrize("method", ["head", "label-token"])

@@ -137,7 +137,7 @@ def run_locked(method: Method, log_file: RunLogHandler | None = None) -> dict:
             frozen_weights_cast_once(models, args.device, compute_dtype(args)):  # fmt: skip
         method.before_training(trainer)
         started, cpu_started = time.time(), time.process_time()
-        train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches, identity)
+        train_result = train_reliably(trainer, checkpoint, run_args.skip_nonfinite_batches, identity, config)
         results = {
             "train_runtime_seconds": round(time.time() - started, 2),
             "train_cpu_seconds": round(time.process_time() - cpu_started, 2),  # this process's: steady on a busy machine

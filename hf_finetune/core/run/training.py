@@ -102,13 +102,15 @@ def resolve_resume(args: TrainingArguments) -> str | None:
 class RunIdentity(TrainerCallback, ExportableState):
     """What every checkpoint records of the run that saved it (in its trainer_state.json), so that a
     run resumes only from a checkpoint of its own kind: the method, the model class and its
-    trainable parameters (names and shapes: the optimizer's state is theirs)."""
+    trainable parameters (names and shapes: the optimizer's state is theirs), and the flags it
+    trains with (its config.yaml), so that a resumed run is the run its config.yaml trains again."""
 
-    def __init__(self, identity: dict):
+    def __init__(self, identity: dict, flags: dict | None = None):
         self.identity = identity
+        self.flags = flags  # the run's config.yaml, which a resumed run must keep (None: an older checkpoint)
 
     def state(self) -> dict:
-        return {"args": {"identity": self.identity}, "attributes": {}}
+        return {"args": {"identity": self.identity, "flags": self.flags}, "attributes": {}}
 
     def on_train_begin(self, args, state, control, **kwargs):
         # A state resumed from a checkpoint saved without this callback lacks its entry, and Trainer's
@@ -139,17 +141,51 @@ def check_checkpoint_fits(checkpoint: str | None, identity: dict, model, config:
         state = json.loads((Path(checkpoint) / TRAINER_STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return  # resolve_resume has checked that it parses
-    saved = ((state.get("stateful_callbacks") or {}).get(RunIdentity.__name__) or {}).get("args", {}).get("identity")
+    recorded = ((state.get("stateful_callbacks") or {}).get(RunIdentity.__name__) or {}).get("args", {})
+    saved = recorded.get("identity")
     if isinstance(saved, dict):
         differs = [key for key in identity if saved.get(key) != identity[key]]
         if differs:
             what = "; ".join(f"{IDENTITY_WORDS[key]}: {saved.get(key)} there, {identity[key]} here" for key in differs)
             raise checkpoint_of_another_run(checkpoint, what)
+        check_same_training_flags(checkpoint, recorded.get("flags"), config)
         return
     # A checkpoint from before RunIdentity: its weights, and the flags its run folder recorded.
     problem = weights_mismatch(Path(checkpoint), model) or other_commands_flags(Path(checkpoint), config or {})
     if problem:
         raise checkpoint_of_another_run(checkpoint, problem)
+
+
+# Flags a resumed run may change: how it logs, reports, saves and evaluates, and what it does after
+# training; not what it trains. Any other change and config.yaml would not train the run again.
+RESUME_MAY_CHANGE = frozenset({
+    "logging_strategy", "logging_steps", "logging_first_step", "logging_nan_inf_filter", "log_level",
+    "log_level_replica", "log_on_each_node", "disable_tqdm", "report_to", "run_name", "project", "trackio_space_id",
+    "save_strategy", "save_steps", "save_total_limit", "save_only_model", "save_on_each_node",
+    "eval_strategy", "eval_steps", "eval_delay", "per_device_eval_batch_size", "eval_accumulation_steps",
+    "eval_on_start", "dataloader_num_workers", "dataloader_prefetch_factor", "dataloader_persistent_workers",
+    "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "hub_always_push", "hub_revision",
+    "ddp_timeout", "traceback", "train_eval_samples", "final_train_sample", "max_new_tokens",
+    "sample_max_new_tokens", "generation_batch_size", "report_examples", "answers_every_epoch", "judge_url",
+    "judge_model",
+})  # fmt: skip
+
+
+def check_same_training_flags(checkpoint: str, saved: dict | None, config: dict | None) -> None:
+    """Refuse to resume with a flag that changes what trains (the learning rate, the data, the
+    steps, ...): the run would be neither the one its checkpoint began nor one its config.yaml trains."""
+    if not isinstance(saved, dict) or not config:
+        return
+    now = json.loads(json.dumps(config, default=str))  # as the checkpoint's JSON holds it
+    changed = [key for key in now if key in saved and key not in RESUME_MAY_CHANGE and saved[key] != now[key]]
+    if changed:
+        key = changed[0]
+        more = f" (and {len(changed) - 1} more: {', '.join('--' + name for name in changed[1:4])})" if len(changed) > 1 else ""
+        raise UserError(
+            f"--resume_from_checkpoint: {checkpoint} was saved by a run with --{key} {saved[key]!r}, and this command "
+            f"gives {now[key]!r}{more}; a run resumes with the flags it began with (its config.yaml then trains it "
+            f"again): drop the change, or train anew into another --output_dir (or with --overwrite_output_dir)."
+        )
 
 
 def other_commands_flags(checkpoint: Path, config: dict) -> str | None:
@@ -201,15 +237,15 @@ def checkpoint_of_another_run(checkpoint: str, what: str) -> UserError:
 
 
 def train_reliably(trainer: Trainer, checkpoint: str | None = None, skip_nonfinite_batches: bool = False,
-                   identity: dict | None = None):  # fmt: skip
+                   identity: dict | None = None, flags: dict | None = None):  # fmt: skip
     """`trainer.train()` from `checkpoint` (see `resolve_resume`), with preemption and non-finite loss
-    handling; each checkpoint records `identity` (see `run_identity`)."""
+    handling; each checkpoint records `identity` (see `run_identity`) and `flags` (the config.yaml)."""
     raise_if_terminated()
     args = trainer.args
     preemption = PreemptionCallback()
     guard = NonFiniteGuard(skip_nonfinite_batches).reading_norm_of(trainer)  # no second pass over the gradients
     if identity is not None:
-        trainer.add_callback(RunIdentity(identity))
+        trainer.add_callback(RunIdentity(identity, json.loads(json.dumps(flags, default=str)) if flags else None))
     trainer.add_callback(preemption)
     trainer.add_callback(guard)
     trainer.add_callback(TrainingLossSoFar(trainer, loss_sum_at(checkpoint) or 0.0))
