@@ -9,9 +9,12 @@ import warnings
 
 import pytest
 from test_run import CopyTextMethod, method_for
+from transformers import AutoModelForCausalLM
 from transformers.utils import logging as transformers_logging
 
-from hf_finetune.core.report.console import RUN_LOG
+from hf_finetune.core.model.generation import greedy_generate
+from hf_finetune.core.model.loading import load_tokenizer
+from hf_finetune.core.report.console import RUN_LOG, progress_bar, show_bars
 from hf_finetune.core.run.progress import evaluation_line
 from hf_finetune.core.run.skeleton import run
 
@@ -92,3 +95,40 @@ def test_a_refused_run_writes_no_run_log(tiny_gpt2, tmp_path):
     with pytest.raises(Exception, match="check_arguments refused"):
         run(method_for(tiny_gpt2, output, fail_in="check_arguments"))
     assert not (output / RUN_LOG).exists()
+
+
+@pytest.fixture
+def bars_shown():
+    show_bars(True)  # as on a run's main process without --disable_tqdm
+    yield
+    show_bars(True)
+
+
+def test_a_phases_bar_shows_on_stderr_and_leaves_no_trace(bars_shown, capsys):
+    bar = progress_bar(3, "answering", unit="answer")
+    for _ in range(3):
+        bar.update(1)
+    bar.close()
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("\ranswering:") and "answer" in err
+    assert err.endswith("\r") and not err.rsplit("\r", 2)[-2].strip()  # the line is blank again
+
+
+@pytest.mark.parametrize("shown, total, batches", [(False, 3, None), (True, 1, None), (True, 5, 1)])
+def test_no_bar_when_bars_are_off_or_for_one_step(bars_shown, capsys, shown, total, batches):
+    show_bars(shown)  # off: --disable_tqdm, or a process other than the main one
+    bar = progress_bar(total, "answering", batches=batches)
+    bar.update(total)
+    bar.close()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_answers_in_several_batches_show_a_bar(bars_shown, tiny_gpt2, capsys):
+    tokenizer = load_tokenizer(str(tiny_gpt2))
+    model = AutoModelForCausalLM.from_pretrained(tiny_gpt2)
+    prompts = [tokenizer(text)["input_ids"] for text in ("Hi", "Hello there", "A third prompt")]
+    capsys.readouterr()  # transformers' own bar, loading the weights
+    greedy_generate(model, tokenizer, prompts, max_new_tokens=2, batch_size=3, description="answering test")
+    assert capsys.readouterr().err == ""  # one batch: nothing to follow
+    greedy_generate(model, tokenizer, prompts, max_new_tokens=2, batch_size=1, description="answering test")
+    assert "answering test:" in capsys.readouterr().err

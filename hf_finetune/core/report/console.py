@@ -69,6 +69,26 @@ def set_log_level(args: TrainingArguments) -> None:
     logger.setLevel(level)
 
 
+# Whether this process shows live bars (set by the run, as its training bar: none with --disable_tqdm
+# and none on the processes other than the main one).
+_bars = {"shown": True}
+
+
+def show_bars(shown: bool) -> None:
+    _bars["shown"] = shown
+
+
+def progress_bar(total: int, description: str, unit: str = "it", batches: int | None = None):
+    """A live bar on stderr (tqdm, as Trainer's) for a phase of `total` units done in `batches`
+    steps (default: one a unit): it shows the speed and the time left, and leaves no trace when
+    closed (a line or the next phase follows). None shows when bars are off or for a single step."""
+    from tqdm.auto import tqdm
+
+    steps = total if batches is None else batches
+    return tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True,
+                disable=not _bars["shown"] or steps < 2)  # fmt: skip
+
+
 def print_block(title: str, lines: dict[str, object]) -> None:
     """`title:` and one aligned `key  value` line each: the plan and the summary."""
     width = max(len(key) for key in lines)

@@ -12,7 +12,7 @@ from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hf_finetune.core.model.callbacks import LabelledProgressCallback
-from hf_finetune.core.report.console import run_log
+from hf_finetune.core.report.console import run_log, show_bars
 
 # Per-evaluation figures not worth a place on the line (timings; the classifiers' precision and
 # recall, which F1 sums up; the preference method's raw log-probabilities and logits).
@@ -86,5 +86,6 @@ def use_run_console(trainer: Trainer) -> None:
     trainer.callback_handler.pop_callback(PrinterCallback)
     console = RunConsole(bars=bars)
     trainer.add_callback(console)
+    show_bars(bars and trainer.is_world_process_zero())  # the other phases' bars (frozen cache, answers) too
     if hasattr(trainer, "progress"):
         trainer.progress = console if bars else None
