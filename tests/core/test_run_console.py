@@ -5,6 +5,7 @@ with --log_level info or debug."""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 
 import pytest
@@ -132,3 +133,14 @@ def test_answers_in_several_batches_show_a_bar(bars_shown, tiny_gpt2, capsys):
     assert capsys.readouterr().err == ""  # one batch: nothing to follow
     greedy_generate(model, tokenizer, prompts, max_new_tokens=2, batch_size=1, description="answering test")
     assert "answering test:" in capsys.readouterr().err
+
+
+def test_a_run_shows_its_own_named_bars_and_not_the_libraries(bars_shown, tiny_gpt2, tmp_path, capsys):
+    method = method_for(tiny_gpt2, tmp_path / "run")
+    method.training_args.disable_tqdm = False  # the bars, as a user's run has them
+    run(method)
+    err = capsys.readouterr().err
+    labels = set(re.findall(r"\r([^\r\n|]*?):?\s*\d+%\|", err))
+    assert "training" in labels and "" not in labels, labels  # every bar says what it counts, from its first frame
+    assert "Loading weights" not in err and "Writing model shards" not in err  # transformers' own bars
+    assert transformers_logging.is_progress_bar_enabled()  # as the run found them

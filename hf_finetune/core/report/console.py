@@ -125,16 +125,21 @@ class RunLogHandler(logging.FileHandler):
 def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | None]:
     """Inside, on the main process: the package's messages, `run_log`'s, the libraries' log messages
     and Python's warnings are also written to OUTPUT_DIR/run.log (from the handler's start(): the
-    run's plan), and the libraries' messages and the warnings leave the console, unless --log_level
-    is info or debug (which show them there as before; debug also shows run_log's)."""
+    run's plan), and the libraries' messages, their own bars (transformers' "Loading weights",
+    "Writing model shards") and the warnings leave the console, unless --log_level is info or debug
+    (which show them there as before; debug also shows run_log's)."""
     if args.process_index != 0:
         yield None
         return
+    from transformers.utils import logging as transformers_logging
+
     handler = RunLogHandler(Path(args.output_dir) / RUN_LOG)
     libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     verbose = args.log_level in ("debug", "info")
     quieted = []
+    library_bars = transformers_logging.is_progress_bar_enabled()
     if not verbose:
+        transformers_logging.disable_progress_bar()
         quieted = [(library, console) for library in libraries for console in list(library.handlers)]
         for library, console in quieted:
             library.removeHandler(console)
@@ -152,6 +157,8 @@ def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | Non
             handler.start()  # a crash or a signal before the run was under way: its messages are kept
         raise
     finally:
+        if library_bars:
+            transformers_logging.enable_progress_bar()
         logging.captureWarnings(False)
         for target in (logger, run_log, *libraries):
             target.removeHandler(handler)

@@ -46,10 +46,10 @@ class RunConsole(LabelledProgressCallback):
         self.bars = bars
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.bars:
-            super().on_train_begin(args, state, control, **kwargs)
-            if self.training_bar is not None:
-                self.training_bar.set_description("training")
+        # As ProgressCallback.on_train_begin, the bar named from its first drawing on.
+        if self.bars and state.is_world_process_zero:
+            self.training_bar = tqdm(total=state.max_steps, dynamic_ncols=True, desc="training")
+        self.current_step = 0
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bars:
