@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from types import SimpleNamespace
 
+import datasets
 import pytest
 from test_run import CopyTextMethod, method_for
 from transformers import AutoModelForCausalLM
@@ -15,7 +17,7 @@ from transformers.utils import logging as transformers_logging
 
 from hf_finetune.core.model.generation import greedy_generate
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.core.report.console import RUN_LOG, progress_bar, show_bars
+from hf_finetune.core.report.console import RUN_LOG, messages_in_run_log, progress_bar, show_bars
 from hf_finetune.core.run.progress import evaluation_line
 from hf_finetune.core.run.skeleton import run
 
@@ -39,7 +41,7 @@ class NoisyCopyTextMethod(CopyTextMethod):
 
 def console_handlers() -> list[logging.Handler]:
     return [handler for handler in logging.getLogger("transformers").handlers
-            if not isinstance(handler, logging.FileHandler)]  # fmt: skip
+            if not isinstance(handler, (logging.FileHandler, logging.NullHandler))]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -144,3 +146,16 @@ def test_a_run_shows_its_own_named_bars_and_not_the_libraries(bars_shown, tiny_g
     assert "training" in labels and "" not in labels, labels  # every bar says what it counts, from its first frame
     assert "Loading weights" not in err and "Writing model shards" not in err  # transformers' own bars
     assert transformers_logging.is_progress_bar_enabled()  # as the run found them
+
+
+def test_a_process_other_than_the_main_one_leaves_the_console_to_it(tmp_path, capfd):
+    # Under accelerate launch --num_processes 2: process 1's library messages, warnings and bars are silenced.
+    replica = SimpleNamespace(process_index=1, should_log=False, log_level="passive", output_dir=str(tmp_path))
+    with messages_in_run_log(replica) as log_file:
+        transformers_logging.get_logger("transformers.generation").warning(LIBRARY_WARNING)
+        warnings.warn(PYTHON_WARNING, FutureWarning, stacklevel=1)
+        assert not transformers_logging.is_progress_bar_enabled() and datasets.are_progress_bars_disabled()
+    _, err = capfd.readouterr()
+    assert LIBRARY_WARNING not in err and PYTHON_WARNING not in err
+    assert log_file is None and not any(tmp_path.iterdir())  # run.log is the main process's
+    assert transformers_logging.is_progress_bar_enabled() and not datasets.are_progress_bars_disabled()

@@ -122,48 +122,72 @@ class RunLogHandler(logging.FileHandler):
 
 
 @contextmanager
+def libraries_off_the_console(quiet: bool) -> Iterator[None]:
+    """While `quiet`: the libraries' log messages, Python's warnings and transformers' and datasets'
+    own bars ("Loading weights", "Writing model shards", a map's) leave the console; a handler added
+    to the libraries' loggers inside (run.log's) still receives the messages."""
+    if not quiet:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    removed = [(library, handler) for library in libraries for handler in list(library.handlers)]
+    for library, handler in removed:
+        library.removeHandler(handler)
+    silent = logging.NullHandler()  # not Python's last resort (stderr) for a logger left without handlers
+    for library in libraries:
+        library.addHandler(silent)
+    bars = transformers_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    logging.captureWarnings(True)  # Python's warnings then go to py.warnings
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        if bars[0]:
+            transformers_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+        for library in libraries:
+            library.removeHandler(silent)
+        for library, handler in removed:
+            library.addHandler(handler)
+
+
+@contextmanager
 def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | None]:
     """Inside, on the main process: the package's messages, `run_log`'s, the libraries' log messages
     and Python's warnings are also written to OUTPUT_DIR/run.log (from the handler's start(): the
-    run's plan), and the libraries' messages, their own bars (transformers' "Loading weights",
-    "Writing model shards") and the warnings leave the console, unless --log_level is info or debug
-    (which show them there as before; debug also shows run_log's)."""
+    run's plan), and the libraries' messages, their own bars and the warnings leave the console,
+    unless --log_level is info or debug (which show them there as before; debug also shows
+    run_log's). On the other processes only the main one talks to the console: the libraries'
+    messages, bars and warnings are silenced (the main process's run.log has the same ones); the
+    package's own warnings stay (--log_level_replica)."""
     if args.process_index != 0:
-        yield None
+        with libraries_off_the_console(quiet=not args.should_log):  # another machine's main process keeps its console
+            yield None
         return
-    from transformers.utils import logging as transformers_logging
-
     handler = RunLogHandler(Path(args.output_dir) / RUN_LOG)
     libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    verbose = args.log_level in ("debug", "info")
-    quieted = []
-    library_bars = transformers_logging.is_progress_bar_enabled()
-    if not verbose:
-        transformers_logging.disable_progress_bar()
-        quieted = [(library, console) for library in libraries for console in list(library.handlers)]
-        for library, console in quieted:
-            library.removeHandler(console)
     console = next(item for item in logger.handlers if isinstance(item, ConsoleHandler))
     shown_raw = args.log_level == "debug"
-    if shown_raw:
-        run_log.addHandler(console)
-    for target in (logger, run_log, *libraries):
-        target.addHandler(handler)
-    logging.captureWarnings(not verbose)  # Python's warnings then go to py.warnings: the file
-    try:
-        yield handler
-    except BaseException as error:
-        if not isinstance(error, UserError):
-            handler.start()  # a crash or a signal before the run was under way: its messages are kept
-        raise
-    finally:
-        if library_bars:
-            transformers_logging.enable_progress_bar()
-        logging.captureWarnings(False)
-        for target in (logger, run_log, *libraries):
-            target.removeHandler(handler)
+    with libraries_off_the_console(quiet=args.log_level not in ("debug", "info")):
         if shown_raw:
-            run_log.removeHandler(console)
-        for library, library_console in quieted:
-            library.addHandler(library_console)
-        handler.close()
+            run_log.addHandler(console)
+        for target in (logger, run_log, *libraries):
+            target.addHandler(handler)
+        try:
+            yield handler
+        except BaseException as error:
+            if not isinstance(error, UserError):
+                handler.start()  # a crash or a signal before the run was under way: its messages are kept
+            raise
+        finally:
+            for target in (logger, run_log, *libraries):
+                target.removeHandler(handler)
+            if shown_raw:
+                run_log.removeHandler(console)
+            handler.close()
