@@ -17,7 +17,7 @@ from transformers.utils import logging as transformers_logging
 
 from hf_finetune.core.model.generation import greedy_generate
 from hf_finetune.core.model.loading import load_tokenizer
-from hf_finetune.core.report.console import RUN_LOG, messages_in_run_log, progress_bar, show_bars
+from hf_finetune.core.report.console import RUN_LOG, RunLogHandler, messages_in_run_log, progress_bar, show_bars
 from hf_finetune.core.run.progress import evaluation_line
 from hf_finetune.core.run.skeleton import run
 
@@ -159,3 +159,22 @@ def test_a_process_other_than_the_main_one_leaves_the_console_to_it(tmp_path, ca
     assert LIBRARY_WARNING not in err and PYTHON_WARNING not in err
     assert log_file is None and not any(tmp_path.iterdir())  # run.log is the main process's
     assert transformers_logging.is_progress_bar_enabled() and not datasets.are_progress_bars_disabled()
+
+
+@pytest.mark.parametrize(
+    "message, written",
+    [
+        ("\x1b[1mGPT2ForSequenceClassification LOAD REPORT\x1b[0m from: x", "GPT2ForSequenceClassification LOAD REPORT from: x"),
+        ("\x1b[Astep 7/30  validation: loss 0.72", "step 7/30  validation: loss 0.72"),  # tqdm.write's cursor-up
+        ("training:  50%|#    | 1/2\rtraining: 100%|#####| 2/2\r", "training: 100%|#####| 2/2"),
+        ("\x1b]8;;https://hf.co\x1b\\a link\x1b]8;;\x1b\\ and \x1b[31;1mred\x1b[m", "a link and red"),
+        ("two\nlines, ü and a tab\t", "two\nlines, ü and a tab\t"),
+    ],
+)  # fmt: skip
+def test_run_log_is_plain_text(tmp_path, message, written):
+    handler = RunLogHandler(tmp_path / RUN_LOG)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.start()
+    handler.emit(logging.LogRecord("transformers", logging.WARNING, __file__, 1, message, None, None))
+    handler.close()
+    assert (tmp_path / RUN_LOG).read_text(encoding="utf-8") == written + "\n"

@@ -12,6 +12,7 @@ main process and warnings on the others. A handler added to `logging.getLogger("
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -98,15 +99,34 @@ def print_block(title: str, lines: dict[str, object]) -> None:
     print(flush=True)
 
 
+# A terminal's control sequences: colours and cursor moves (CSI: ESC [ ... letter; transformers'
+# coloured warnings, tqdm's cursor-up), window titles and links (OSC: ESC ] ... BEL or ESC \), and
+# the two-character ones (ESC and one character).
+TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def plain_text(message: str) -> str:
+    """`message` as plain text for a file: no control sequences, and of a line a bar redrew with
+    carriage returns, what a terminal would show last."""
+    lines = []
+    for line in TERMINAL_CONTROL.sub("", message).split("\n"):
+        drawn = [part for part in line.split("\r") if part.strip()]
+        lines.append(drawn[-1] if drawn else "")
+    return "\n".join(lines)
+
+
 class RunLogHandler(logging.FileHandler):
-    """OUTPUT_DIR/run.log, appended to; the messages before `start()` wait in memory, so that a run
-    refused before its plan leaves no file behind (nothing written for a refused run)."""
+    """OUTPUT_DIR/run.log, appended to, as plain text; the messages before `start()` wait in memory,
+    so that a run refused before its plan leaves no file behind (nothing written for a refused run)."""
 
     def __init__(self, path: Path):
         super().__init__(path, encoding="utf-8", delay=True)
         self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
         self.setLevel(logging.DEBUG)
         self.waiting: list[logging.LogRecord] | None = []
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain_text(super().format(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.waiting is not None:
