@@ -137,15 +137,24 @@ def test_answers_in_several_batches_show_a_bar(bars_shown, tiny_gpt2, capsys):
     assert "answering test:" in capsys.readouterr().err
 
 
+class MappingCopyTextMethod(CopyTextMethod):
+    """Encodes with a datasets map, whose bar datasets would leave on screen."""
+
+    def encode(self, tokenizer, model) -> None:
+        super().encode(tokenizer, model)
+        self.dataset = self.dataset.map(lambda row: row, desc="copying")
+
+
 def test_a_run_shows_its_own_named_bars_and_not_the_libraries(bars_shown, tiny_gpt2, tmp_path, capsys):
-    method = method_for(tiny_gpt2, tmp_path / "run")
+    method = method_for(tiny_gpt2, tmp_path / "run", method_class=MappingCopyTextMethod)
     method.training_args.disable_tqdm = False  # the bars, as a user's run has them
     run(method)
     err = capsys.readouterr().err
     labels = set(re.findall(r"\r([^\r\n|]*?):?\s*\d+%\|", err))
     assert "training" in labels and "" not in labels, labels  # every bar says what it counts, from its first frame
     assert "Loading weights" not in err and "Writing model shards" not in err  # transformers' own bars
-    assert transformers_logging.is_progress_bar_enabled()  # as the run found them
+    assert "copying" not in err  # datasets' map bar (left on screen)
+    assert transformers_logging.is_progress_bar_enabled() and datasets.is_progress_bar_enabled()  # as found
 
 
 def test_a_process_other_than_the_main_one_leaves_the_console_to_it(tmp_path, capfd):

@@ -142,10 +142,10 @@ class RunLogHandler(logging.FileHandler):
 
 
 @contextmanager
-def libraries_off_the_console(quiet: bool, data_bars_too: bool = False) -> Iterator[None]:
-    """While `quiet`: the libraries' log messages, Python's warnings and transformers' own bars
-    ("Loading weights", "Writing model shards") leave the console, and with `data_bars_too` the
-    datasets' bars (a labelled map: "tokenizing"); a handler added to the libraries' loggers inside
+def libraries_off_the_console(quiet: bool) -> Iterator[None]:
+    """While `quiet`: the libraries' log messages, Python's warnings and their own bars (transformers'
+    "Loading weights", "Writing model shards"; datasets' "Generating train split", "Filter", a map's,
+    each left on screen) leave the console; a handler added to the libraries' loggers inside
     (run.log's) still receives the messages."""
     if not quiet:
         yield
@@ -160,10 +160,9 @@ def libraries_off_the_console(quiet: bool, data_bars_too: bool = False) -> Itera
     silent = logging.NullHandler()  # not Python's last resort (stderr) for a logger left without handlers
     for library in libraries:
         library.addHandler(silent)
-    bars = transformers_logging.is_progress_bar_enabled(), data_bars_too and datasets.is_progress_bar_enabled()
+    bars = transformers_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
-    if data_bars_too:
-        datasets.disable_progress_bars()
+    datasets.disable_progress_bars()
     logging.captureWarnings(True)  # Python's warnings then go to py.warnings
     try:
         yield
@@ -183,14 +182,14 @@ def libraries_off_the_console(quiet: bool, data_bars_too: bool = False) -> Itera
 def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | None]:
     """Inside, on the main process: the package's messages, `run_log`'s, the libraries' log messages
     and Python's warnings are also written to OUTPUT_DIR/run.log (from the handler's start(): the
-    run's plan), and the libraries' messages, transformers' bars and the warnings leave the console,
+    run's plan), and the libraries' messages, their own bars and the warnings leave the console,
     unless --log_level is info or debug (which show them there as before; debug also shows
     run_log's). On the other processes only the main one talks to the console: the libraries'
     messages, bars and warnings are silenced (the main process's run.log has the same ones); the
     package's own warnings stay (--log_level_replica)."""
     if args.process_index != 0:
         # another machine's main process keeps its console
-        with libraries_off_the_console(quiet=not args.should_log, data_bars_too=True):
+        with libraries_off_the_console(quiet=not args.should_log):
             yield None
         return
     handler = RunLogHandler(Path(args.output_dir) / RUN_LOG)
