@@ -42,7 +42,7 @@ hf_argparser = _load_hf_argparser()
 
 # At most 80 columns a line: --help fits an 80-column terminal (tests/core/test_cli_help.py).
 HELP_USAGE = "%(prog)s [--flag VALUE ...]   (--help-all: every flag)"
-HELP_EPILOG = "Switches: --bf16 on, --bf16 false off. --config FILE.yaml reads flags from YAML."
+HELP_EPILOG = "Switches: --bf16 on, --bf16 false off. --config FILE.yaml: flags from YAML."
 
 
 def short_description(description: str | None) -> str | None:
