@@ -99,7 +99,7 @@ class LabelTokenArguments:
 
     label_words: str | None = field(
         default=None,
-        metadata={"help": "Words for the classes (default: their names)."},
+        metadata={"help": "Comma-separated, in class order (default: the class names)."},
     )
     separator: str | None = field(
         default=None, metadata={"help": "Text before the label word (default: end-of-text token)."}

@@ -45,7 +45,7 @@ class PairDataArguments:
     )
     input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
     chosen_column: str = field(default="chosen", metadata={"help": "Preferred answer's column."})
-    rejected_column: str = field(default="rejected", metadata={"help": "Other answer's column."})
+    rejected_column: str = field(default="rejected", metadata={"help": "Rejected answer's column."})
     dataset_url: str | None = field(default=None, metadata={"help": "Download preference_data from this URL."})
     cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
     split: str = field(
