@@ -122,7 +122,9 @@ def load_run(folder: Path, name: str) -> ComparedRun:
         count = len(summary["seeds"])
         metrics = {key: {"mean": figures["mean"], "std": figures["std"], "n": count}
                    for key, figures in summary["metrics"].items() if key not in SETTINGS}  # fmt: skip
-        config = {**read_config(folder), "seed": "each of --seeds"}  # --seeds replaces --seed
+        # --seeds replaces --seed: the seed row shows the series' seeds (and no seeds row says it again)
+        config = {**{key: value for key, value in read_config(folder).items() if key != "seeds"},
+                  "seed": list(summary["seeds"])}  # fmt: skip
         return ComparedRun(folder, name, config, metrics, summary["seeds"], run_folders, results)
     if not (folder / FINISHED_MARKER).is_file():
         raise unfinished(folder)
@@ -230,7 +232,12 @@ def plot_compared_curves(runs: list[ComparedRun], output: Path) -> list[Path]:
 def flags_section(flags: dict[str, list], names: list[str]) -> str:
     if not flags:
         return "## Flags that differ\n\nNone: the runs were trained with the same flags."
-    rows = [[key, *("not set" if value is None else str(value) for value in values)] for key, values in flags.items()]
+    def shown(value) -> str:
+        if isinstance(value, list):  # a series' seeds
+            return ", ".join(map(str, value))
+        return "not set" if value is None else str(value)
+
+    rows = [[key, *(shown(value) for value in values)] for key, values in flags.items()]
     return "## Flags that differ\n\n" + markdown_table(["flag", *names], rows)
 
 

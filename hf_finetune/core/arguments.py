@@ -21,12 +21,12 @@ class ModelArguments:
 
     model_name_or_path: str = field(
         default="gpt2",
-        metadata={"help": "Hub id or local folder of a causal LM (GPT-2, Bloom, Llama, ...)."},
+        metadata={"help": "Hub id or folder."},
     )
     trainable: str = field(
         default="last_block",
         metadata={
-            "help": "What trains: last_block (last block, final norm, head), head, last_blocks:N or all."
+            "help": "What trains: head, last_block, last_blocks:N (+ final norm, head) or all."
         },
     )
     trust_remote_code: bool = field(
@@ -39,7 +39,8 @@ class RunArguments:
     help_section: ClassVar[str] = "training"
     flag_sections: ClassVar[dict[str, str]] = {"traceback": "logging"}
     rare_flags: ClassVar[frozenset[str]] = frozenset(
-        {"skip_nonfinite_batches", "cache_frozen", "cache_frozen_dtype", "cache_frozen_max_gb", "seeds_vary_split"}
+        {"skip_nonfinite_batches", "cache_frozen", "cache_frozen_dtype", "cache_frozen_max_gb", "seeds_vary_split",
+         "traceback", "overwrite_output_dir"}  # a run refused for want of it names it
     )
 
     overwrite_output_dir: bool = field(
@@ -65,7 +66,7 @@ class RunArguments:
     )
     seeds: str | None = field(
         default=None,
-        metadata={"help": "Runs per seed, e.g. 1,2,3: OUTPUT_DIR/seed-N/ and a summary.md."},
+        metadata={"help": "A run per seed (e.g. 1,2,3) and a summary.md."},
     )
     seeds_vary_split: bool = field(
         default=False,
@@ -81,9 +82,10 @@ class RunArguments:
 @dataclass
 class LoraArguments:
     help_section: ClassVar[str] = "LoRA"
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"lora_alpha", "lora_dropout"})
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"lora_alpha", "lora_dropout", "lora_target_modules",
+                                                      "merge_adapters"})
 
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of --trainable's layers."})
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters, not --trainable's layers."})
     lora_r: int = field(default=8, metadata={"help": "Rank of the LoRA update matrices."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling: the update times alpha / r."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -20,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from hf_finetune.core.checks import bounded_int, finite_float
-from hf_finetune.core.training_flags import TRAINING_FLAGS, is_training_arguments
+from hf_finetune.core.training_flags import RARE_TRAINING_FLAGS, TRAINING_FLAGS, is_training_arguments
 
 
 def _load_hf_argparser():
@@ -39,11 +40,22 @@ def _load_hf_argparser():
 
 hf_argparser = _load_hf_argparser()
 
-HELP_EPILOG = (
-    "A switch alone turns it on (--bf16); --bf16 false turns it off.\n"
-    "--config FILE.yaml reads flags from a YAML mapping (flag name: value); the command line wins.\n"
-    "Every TrainingArguments field is a flag; --help-all lists them all (it takes seconds: it imports transformers)."
-)
+# At most 80 columns a line: --help fits an 80-column terminal (tests/core/test_cli_help.py).
+HELP_USAGE = "%(prog)s [--flag VALUE ...]   (--help-all: every flag)"
+HELP_EPILOG = "Switches: --bf16 on, --bf16 false off. --config FILE.yaml: flags from YAML."
+
+
+def short_description(description: str | None) -> str | None:
+    """A command's description for plain --help: its opening and its examples (the first indented
+    block); the story after them is --help-all's."""
+    lines = (description or "").splitlines()
+    in_examples = False
+    for index, line in enumerate(lines):
+        if line.startswith("    "):
+            in_examples = True
+        elif in_examples and not line.strip():
+            return "\n".join(lines[:index])
+    return description
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,19 @@ def _is_dash_alias(flag: str, flags: Sequence[str]) -> bool:
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Examples keep their line breaks; each flag shows once (not also as its --dash-form alias),
-    with the kind of value it takes and its default. A switch (`--bf16`, `--bf16 false`) shows a
-    default only when it is on."""
+    """Examples (indented lines) keep their line breaks, prose is wrapped to the terminal; each
+    flag shows once (not also as its --dash-form alias), with the kind of value it takes and its
+    default. A switch (`--bf16`, `--bf16 false`) shows a default only when it is on."""
 
     def __init__(self, prog: str):
         super().__init__(prog, max_help_position=30)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = re.split(r"\n\s*\n", text.strip("\n"))
+        return "\n\n".join(
+            paragraph if paragraph.startswith(" ") else textwrap.fill(" ".join(paragraph.split()), width)
+            for paragraph in paragraphs
+        )
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if not action.option_strings:
@@ -108,6 +127,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
         return "BOOL" if _takes_bool(action) else VALUE_NAMES.get(action.type, "TEXT")
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        # "(default: 1)" stays on one line, not "(default:" at one line's end and "1)" on the next.
+        return [line.replace("\0", " ") for line in super()._split_lines(text.replace("(default: ", "(default:\0"), width)]
 
     def _get_help_string(self, action: argparse.Action) -> str:
         # argparse %-formats help texts: a lone % (a chat template's `{% generation %}`) is doubled;
@@ -144,8 +167,20 @@ def section_of(dataclass_type: type, name: str) -> str:
     return getattr(dataclass_type, "flag_sections", {}).get(name, own)
 
 
+# Flags several methods share, left to --help-all in every command that has them: where the data
+# comes from when not the Hub, and the size of what the run generates and reports.
+RARE_IN_EVERY_COMMAND = frozenset(
+    {"dataset_url", "cache_dir", "max_new_tokens", "generation_batch_size", "report_examples", "judge_model"}
+)
+
+
 def is_rare(dataclass_type: type, name: str) -> bool:
-    return name in getattr(dataclass_type, "rare_flags", ())
+    """A flag --help leaves to --help-all: a rarely changed TrainingArguments flag, one of
+    RARE_IN_EVERY_COMMAND, or one named in `rare_flags` of its dataclass or of a base class (a
+    method's dataclass that extends a shared one keeps the shared one's rare flags)."""
+    if is_training_arguments(dataclass_type):
+        return name in RARE_TRAINING_FLAGS
+    return name in RARE_IN_EVERY_COMMAND or any(name in vars(cls).get("rare_flags", ()) for cls in dataclass_type.__mro__)
 
 
 class ShowEveryFlag(argparse.Action):
@@ -157,6 +192,7 @@ class ShowEveryFlag(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         for action, help_text in parser.hidden_help.items():
             action.help = help_text
+        parser.description = getattr(parser, "full_description", parser.description)
         parser.print_help()
         parser.exit()
 
@@ -182,8 +218,8 @@ def arrange_in_sections(parser: argparse.ArgumentParser, dataclass_types: Sequen
         sections.setdefault(title, parser.add_argument_group(title))._group_actions.append(action)
         if action.dest in TRAINING_FLAGS:
             action.help = TRAINING_FLAGS[action.dest][1]
-        if action.choices is not None and len(action.choices) > 3:
-            action.metavar = "NAME"  # not the 41 optimizers; the help names the common ones
+        if action.choices is not None and (len(action.choices) > 3 or action.dest in TRAINING_FLAGS):
+            action.metavar = "NAME"  # not the 41 optimizers; the help names the common ones (or all)
         # Hidden from --help (they all still work): the rarer TrainingArguments and flags of ours, and
         # the --no_X forms of flags that default to true (--X false says the same).
         if title == MORE_TRAINING_FLAGS or is_rare(owner, action.dest) or action.option_strings[0] == f"--no_{action.dest}":

@@ -15,6 +15,7 @@ from hf_finetune.core.config_file import config_file_argv
 from hf_finetune.core.errors import UserError, remember_flags_from_config_file
 from hf_finetune.core.help import (
     HELP_EPILOG,
+    HELP_USAGE,
     HelpFormatter,
     ShowEveryFlag,
     _command_help,
@@ -23,6 +24,7 @@ from hf_finetune.core.help import (
     command_prog,
     hf_argparser,
     module_prog,
+    short_description,
 )
 from hf_finetune.core.report.command import record_command
 from hf_finetune.core.training_flags import CommonTrainingArguments, is_training_arguments, real_training_arguments
@@ -88,10 +90,13 @@ class ArgumentParser(hf_argparser.HfArgumentParser):
     """The dataclasses' flags in help sections, and argparse's own mistakes (a bad number, a bad
     choice) as one sentence, not usage + exit."""
 
-    def __init__(self, dataclass_types: Sequence[type], **kwargs):
-        super().__init__(list(dataclass_types), formatter_class=HelpFormatter, usage="%(prog)s [--flag VALUE ...]",
-                         epilog=HELP_EPILOG, **kwargs)  # fmt: skip
-        self.add_argument("--help-all", action=ShowEveryFlag, help="show every flag and exit")
+    def __init__(self, dataclass_types: Sequence[type], description: str | None = None, **kwargs):
+        super().__init__(list(dataclass_types), formatter_class=HelpFormatter, usage=HELP_USAGE, epilog=HELP_EPILOG,
+                         description=short_description(description), **kwargs)  # fmt: skip
+        self.full_description = description  # --help-all's
+        # -h and --help-all: named by the usage line, not a section of their own
+        next(action for action in self._actions if "-h" in action.option_strings).help = argparse.SUPPRESS
+        self.add_argument("--help-all", action=ShowEveryFlag, help=argparse.SUPPRESS)
         self.hidden_help = arrange_in_sections(self, self.dataclass_types)
         for action in self._actions:  # numbers finite and of a size a count can have
             action.type = CHECKED_TYPES.get(action.type, action.type)

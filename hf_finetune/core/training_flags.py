@@ -24,18 +24,18 @@ class CommonTrainingArguments:
     flag_sections: ClassVar[dict[str, str]] = {
         "train_sampling_strategy": "data",
         **dict.fromkeys(["push_to_hub", "hub_model_id"], "hub"),
-        **dict.fromkeys(["logging_steps", "report_to"], "logging"),
+        **dict.fromkeys(["logging_steps", "log_level", "report_to"], "logging"),
     }
     help_section: ClassVar[str] = "training"
 
     train_sampling_strategy: str = _flag(
-        "random, sequential or group_by_length (similar lengths).",
+        "Batch order: random, sequential or group_by_length (similar lengths).",
         "random",
         choices=["random", "sequential", "group_by_length", "batch_rebalance"],
     )
-    output_dir: str | None = _flag("The run's folder: model, report, checkpoints.", None)
+    output_dir: str | None = _flag("The run's folder.", None)
     num_train_epochs: float = _flag("Passes over the training data.", 3.0)
-    max_steps: int = _flag("Optimizer steps to train instead (-1: see --num_train_epochs).", -1)
+    max_steps: int = _flag("Stop after N steps (-1: the epochs).", -1)
     learning_rate: float = _flag("Peak learning rate (AdamW).", 5e-05)
     lr_scheduler_type: Literal[
         "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup", "inverse_sqrt",
@@ -43,25 +43,37 @@ class CommonTrainingArguments:
     ] = _flag("linear, cosine, constant, constant_with_warmup, polynomial, inverse_sqrt, ...", "linear")  # fmt: skip
     warmup_steps: float = _flag("Linear warm-up steps (below 1: a fraction of all steps).", 0)
     weight_decay: float = _flag("AdamW weight decay (not on biases and norms).", 0.0)
-    per_device_train_batch_size: int = _flag("Training examples per batch and device.", 8)
+    per_device_train_batch_size: int = _flag("Examples per batch and device.", 8)
     per_device_eval_batch_size: int = _flag("Evaluation examples per batch and device.", 8)
     gradient_accumulation_steps: int = _flag("Batches per optimizer step.", 1)
-    seed: int = _flag("Seed of initialisation, shuffling and splits.", 42)
+    seed: int = _flag("Seed (weights, order, split).", 42)
     bf16: bool = _flag("bf16 mixed precision (default where native).", False)
     activation_checkpointing: bool | None = _flag(
         "Less memory, slower steps (also --gradient_checkpointing).", None, nargs="?", const=True
     )
-    eval_strategy: Literal["no", "steps", "epoch"] = _flag("When to evaluate: no, steps or epoch.", "no")
-    eval_steps: float | None = _flag("Steps between evaluations with --eval_strategy steps.", None)
-    save_strategy: Literal["no", "steps", "epoch", "best"] = _flag("When to save a checkpoint.", "steps")
+    eval_strategy: Literal["no", "steps", "epoch"] = _flag("Evaluate: no, steps or epoch.", "no")
+    eval_steps: float | None = _flag("Steps between evaluations.", None)
+    save_strategy: Literal["no", "steps", "epoch", "best"] = _flag("Checkpoints: no, steps, epoch or best.", "steps")
     save_steps: float = _flag("Steps between checkpoints with --save_strategy steps.", 500)
     save_total_limit: int | None = _flag("Checkpoints kept; older ones are deleted.", None)
-    resume_from_checkpoint: str | None = _flag("auto (the newest complete one in --output_dir) or a checkpoint.", None)
+    resume_from_checkpoint: str | None = _flag("auto (newest in --output_dir) or a checkpoint.", None)
     push_to_hub: bool = _flag("Publish the finished run on the Hugging Face Hub.", False)
     hub_model_id: str | None = _flag("The repository: USER/NAME.", None)
-    logging_steps: float = _flag("Steps between training-loss log lines.", 500)
+    logging_steps: float = _flag("Steps between loss log lines.", 500)
+    log_level: str = _flag(
+        "info: + library messages, debug: + raw logs.",
+        "passive",
+        choices=["detail", "debug", "info", "warning", "error", "critical", "passive"],
+    )
     report_to: str | None = _flag("Trackers: none, tensorboard, wandb, trackio, ... or all.", "none")
 
+
+# Left to --help-all: the flags a user of a command rarely changes (they keep their short help there).
+RARE_TRAINING_FLAGS = frozenset({
+    "train_sampling_strategy", "lr_scheduler_type", "warmup_steps", "weight_decay", "per_device_eval_batch_size",
+    "bf16", "activation_checkpointing", "save_strategy", "save_steps", "save_total_limit", "push_to_hub",
+    "hub_model_id", "report_to",
+})  # fmt: skip
 
 # flag name: (its --help section, its help text)
 TRAINING_FLAGS = {

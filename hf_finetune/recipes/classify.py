@@ -1,12 +1,12 @@
 """Classify any text/label dataset with a causal LM, by label token (default) or class head:
 
-    hf-finetune classify [flags]           (also: python -m hf_finetune.sft, python recipes/classify.py)
-    hf-finetune classify --dataset data/reviews --text_column review --label_words bad,good
+    hf-finetune classify [flags]      (also: python -m hf_finetune.sft [flags])
+    hf-finetune classify --dataset reviews.csv --label_words bad,good
     hf-finetune classify --method head --output_dir outputs/sft-head
     accelerate launch -m hf_finetune classify [flags]
     hf-finetune predict outputs/sft "a gorgeous, moving film"
 
-Label-token: the LM keeps its head and learns to write the label word after `text + separator`
+`python recipes/classify.py` runs it too. Label-token: the LM keeps its head and learns to write the label word after `text + separator`
 (the loss only on the label word). Head: the spam recipe's class head at the last real token.
 Every TrainingArguments flag works, and `--config FILE.yaml`.
 """

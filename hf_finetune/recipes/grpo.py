@@ -1,12 +1,12 @@
 """GRPO after instruction tuning: the instruction-tuned GPT-2 samples answers to the book's
 instructions and learns from rewards you can check, your own functions, or a reward model:
 
-    hf-finetune instruction              (first: the run it starts from, outputs/instruction)
-    hf-finetune grpo --rewards exact                       answers that are exactly the reference
-    hf-finetune grpo --rewards "length:3-30,ends:."        short answers that end with a full stop
+    hf-finetune instruction         (first: the run it starts from)
+    hf-finetune grpo --rewards exact                  exactly the reference
+    hf-finetune grpo --rewards "length:3-30,ends:."   short, ending with "."
     hf-finetune grpo --rewards brevity --reward_file my_rewards.py
-    hf-finetune grpo --reward_model outputs/reward         a trained reward model (hf-finetune reward)
-    accelerate launch -m hf_finetune grpo [flags]          (or: accelerate launch recipes/grpo.py)
+    hf-finetune grpo --reward_model outputs/reward    a reward run's scores
+    accelerate launch -m hf_finetune grpo [flags]     (or recipes/grpo.py)
 
 Rewards: exact, contains:WORD, avoids:WORD, length:MIN-MAX (words), ends:TEXT; a --reward_file
 function takes (prompts, completions, reference, **kwargs) and returns one number per completion.

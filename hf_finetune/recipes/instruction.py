@@ -3,7 +3,7 @@
 
     hf-finetune instruction [--mask_prompt] [--judge_url http://localhost:11434]
     hf-finetune instruction --dataset qa.jsonl --instruction_column question --output_column answer
-    accelerate launch -m hf_finetune instruction [flags]   (or: accelerate launch recipes/instruction.py)
+    accelerate launch -m hf_finetune instruction [flags]   (or recipes/instruction.py)
     hf-finetune generate outputs/instruction --instruction "Name the capital of France."
 
 The book's 1100 entries (downloaded once, sha256-checked) split in file order into 935 train /

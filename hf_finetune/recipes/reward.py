@@ -1,11 +1,11 @@
 """A reward model from the instruction-tuned GPT-2, trained on the book's preference pairs (the
 polite answer preferred), with TRL's RewardTrainer:
 
-    hf-finetune instruction              (first: the run it starts from, outputs/instruction)
+    hf-finetune instruction         (first: the run it starts from)
     hf-finetune reward [--use_peft]
     hf-finetune reward --dataset pairs.jsonl --model_name_or_path gpt2 --output_dir outputs/rm
     hf-finetune score outputs/reward "Name the capital of France." "Paris." "I don't know."
-    accelerate launch -m hf_finetune reward [flags]   (or: accelerate launch recipes/reward.py)
+    accelerate launch -m hf_finetune reward [flags]   (or recipes/reward.py)
 
 The book's 1100 pairs (sha256-checked; 6 with chosen == rejected left out) cut in file order into
 929 train / 110 test / 55 validation, as the preference recipe cuts them; a one-score head on the

@@ -1,8 +1,8 @@
 """GPT-2 becomes an SMS spam classifier (the head method), as in chapter 6 of "Build a Large
 Language Model (From Scratch)":
 
-    hf-finetune spam [flags]                    (also: python recipes/spam.py [flags])
-    accelerate launch -m hf_finetune spam [flags]   (or: accelerate launch recipes/spam.py)
+    hf-finetune spam [flags]                        (or: python recipes/spam.py)
+    accelerate launch -m hf_finetune spam [flags]   (or recipes/spam.py)
     hf-finetune predict outputs/spam "WINNER! Claim your prize now" "See you at 6?"
 
 The UCI SMS Spam Collection, ham undersampled to the 747 spam messages, split 70/10/20 with a

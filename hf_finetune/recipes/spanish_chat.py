@@ -2,7 +2,7 @@
 finetuning a model" (Theo Lebryk, 2024):
 
     hf-finetune chat [--compare] [--method copy_labels|masked|completion_only]
-    accelerate launch -m hf_finetune chat [flags]   (or: accelerate launch recipes/spanish_chat.py)
+    accelerate launch -m hf_finetune chat [flags]   (or recipes/spanish_chat.py)
     hf-finetune chat-answer outputs/spanish_chat 'How do you say "day" in Spanish?'
 
 Five made-up `### Human: ... ### Assistant: ...` turns, each asking how to say a word in

@@ -108,9 +108,10 @@ def test_a_difference_smaller_than_the_seed_spread_is_marked_and_a_larger_one_is
     [pair] = data["within_seed_spread"]["test_accuracy"]
     assert pair["runs"] == ["seeded", "close"] and pair["difference"] == pytest.approx(0.05)
     assert "| test_accuracy | 0.6000 ± 0.1000 | 0.6500 | 0.9000 | seeded vs close (0.0500 < std 0.1000) |" in out
-    assert data["flags"]["seed"] == ["each of --seeds", 42, 42]  # a file without seed: TrainingArguments' default
-    assert data["flags"]["seeds"] == ["1,2,3", None, None]
-    assert "| seeds | 1,2,3 | not set | not set |" in out  # not '(default)': a flag the run did not set
+    assert data["flags"]["seed"] == [[1, 2, 3], 42, 42]  # a file without seed: TrainingArguments' default
+    assert "seeds" not in data["flags"]  # the seed row says it
+    assert "| seed | 1, 2, 3 | 42 | 42 |" in out  # the series' seeds, not 'each of --seeds' or '(default)'
+    assert "| seeds |" not in out
 
 
 def test_a_seeds_runs_label_for_a_text_is_the_one_most_seeds_gave(tmp_path, capsys):

@@ -21,6 +21,7 @@ from hf_finetune.core.arguments import RunArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.frozen_cache import FrozenPrefix, check_cache_arguments, plan_frozen_cache
 from hf_finetune.core.model.trainable import TrainablePolicy, apply_causal_lm_policy, apply_trainable_policy
+from hf_finetune.core.report.console import show_bars
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -178,3 +179,13 @@ def test_the_memory_figure_is_the_cache_size(tmp_path):
 def test_bad_cache_flags(flags, words):
     with pytest.raises(UserError, match=words):
         check_cache_arguments(types.SimpleNamespace(**{"cache_frozen_dtype": "auto", "cache_frozen_max_gb": None, **flags}))
+
+
+def test_the_cache_build_shows_a_bar_that_leaves_no_trace(tmp_path, capsys):
+    show_bars(True)  # as on a run's main process without --disable_tqdm
+    model = model_of("gpt2", "lm")
+    cache = plan_frozen_cache(model, SEQUENCES, TrainablePolicy.parse("last_block"), False, run_args(),
+                              training_args(tmp_path)).cache  # fmt: skip
+    cache.build(model, torch.device("cpu"), _no_autocast, tokens_per_batch=8)  # a batch per text
+    err = capsys.readouterr().err
+    assert "frozen cache:" in err and err.endswith("\r")

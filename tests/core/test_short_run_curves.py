@@ -49,6 +49,10 @@ def test_the_plan_says_which_intervals_were_scaled_and_the_flags_that_choose(tmp
     assert "every 1 step(s)" in line and "evaluation every 7 step(s)" in line and "30 steps" in line
     assert "--logging_steps / --eval_steps to choose" in line
     assert intervals_plan_line({}, args) == {}
+    # A smoke run (under 20 steps) keeps the recipe's evaluation interval: the line says only what was scaled.
+    smoke = training_args(tmp_path, max_steps=10)
+    line = intervals_plan_line(settle_training_args(smoke, given_flags=frozenset()), smoke)["curves"]
+    assert line.startswith("loss logged every 1 step(s): scaled to the run's 10 steps") and "evaluation" not in line
 
 
 def test_parsing_records_the_flags_the_user_gave_on_the_command_line_or_in_a_config_file(tmp_path):

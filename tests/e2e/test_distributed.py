@@ -51,6 +51,15 @@ def test_two_processes_train_as_one_data_parallel_job(ddp_run):
     assert checkpoints == [f"checkpoint-{math.ceil(1045 / 16)}"]
 
 
+def test_only_the_main_process_talks_to_the_console(ddp_run):
+    _, output, result = ddp_run
+    # transformers' load report (a warning) and its "Loading weights" bar, of either process: in
+    # the main process's run.log, silenced on the other.
+    assert "LOAD REPORT" not in result.stderr and "Loading weights" not in result.stderr, result.stderr[-3000:]
+    assert (output / "run.log").read_text().count("LOAD REPORT") == 1
+    assert "training: 100%" in result.stderr and result.stdout.count("summary:") == 1  # the main one's bar
+
+
 def test_one_run_folder_written_once(ddp_run):
     workdir, output, _ = ddp_run
     assert [path.name for path in workdir.iterdir()] == [output.name]

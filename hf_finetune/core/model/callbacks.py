@@ -69,15 +69,15 @@ def epoch_is_whole(state) -> bool:
 
 class LabelledProgressCallback(ProgressCallback):
     """Trainer's progress bars, with the evaluation or prediction bar saying what it runs through
-    (`label`, set by the trainer before each loop, e.g. "evaluating validation")."""
+    (`label`, set by the trainer before each loop, e.g. "evaluating validation"), gone once done."""
 
     label: str | None = None
 
     def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
         if state.is_world_process_zero and has_length(eval_dataloader) and self.prediction_bar is None:
             # As Trainer opens it, with the label; Trainer's own call below then counts the step.
-            self.prediction_bar = tqdm(total=len(eval_dataloader), leave=self.training_bar is None,
-                                       dynamic_ncols=True, desc=self.label)  # fmt: skip
+            # Not left on screen: an evaluation leaves its one line, a prediction the summary.
+            self.prediction_bar = tqdm(total=len(eval_dataloader), leave=False, dynamic_ncols=True, desc=self.label)
         super().on_prediction_step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
 
 

@@ -32,6 +32,7 @@ from transformers import PreTrainedModel, TrainingArguments
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.precision import compute_dtype
 from hf_finetune.core.model.trainable import TrainablePolicy, final_norm, transformer_blocks
+from hf_finetune.core.report.console import progress_bar
 
 CACHE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BUILD_TOKENS_PER_BATCH = 2048  # padded positions per batch while building: similar lengths; larger batches ran slower
@@ -220,9 +221,11 @@ class FrozenCache:
         was_training = model.training
         model.eval()
         pieces = []
+        batches = length_batches(sequences, tokens_per_batch)
+        bar = progress_bar(len(sequences), "frozen cache", unit="text", batches=len(batches))
         try:
             with torch.no_grad(), autocast():
-                for batch in length_batches(sequences, tokens_per_batch):
+                for batch in batches:
                     width = max(len(ids) for ids in batch)
                     input_ids = torch.zeros((len(batch), width), dtype=torch.long)
                     attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -236,7 +239,9 @@ class FrozenCache:
                     else:
                         raise RuntimeError("the frozen prefix never reached its first trainable module")
                     pieces.append(hidden[attention_mask.to(hidden.device).bool()].to("cpu", self.dtype))
+                    bar.update(len(batch))
         finally:
+            bar.close()
             capture.remove()
             model.train(was_training)
         return torch.cat(pieces) if pieces else torch.empty((0, self.prefix.hidden_size), dtype=self.dtype)

@@ -6,7 +6,7 @@ import torch
 
 from hf_finetune.core.errors import UserError
 from hf_finetune.core.model.loading import position_limit
-from hf_finetune.core.report.console import logger
+from hf_finetune.core.report.console import logger, progress_bar
 
 
 def prompt_room(limit: int | None, max_new_tokens: int) -> int | None:
@@ -29,7 +29,8 @@ def fit_from_the_left(prompts: list[list[int]], room: int | None) -> tuple[list[
 
 @torch.inference_mode()
 def greedy_generate(
-    model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int | None = None
+    model, tokenizer, prompts: list[list[int]], max_new_tokens: int, batch_size: int | None = None,
+    description: str = "generating",
 ) -> list[str]:
     """Greedy continuations of token-id `prompts`, in order, decoded without special tokens.
 
@@ -37,7 +38,8 @@ def greedy_generate(
     in the last column and little time goes to padding; each row stops at end-of-text. Where the
     model has a fixed context, a prompt too long to leave room for `max_new_tokens` loses its
     first tokens (said on stderr; a method with its own rule fits its prompts before), and fewer
-    tokens are generated where prompt and answer would not fit.
+    tokens are generated where prompt and answer would not fit. A live bar (`description`) counts
+    the answers while there are several batches.
     """
     if tokenizer.eos_token_id is None:
         raise UserError("the tokenizer has no end-of-text token, so generation cannot stop.")
@@ -59,6 +61,7 @@ def greedy_generate(
     was_training, use_cache = model.training, model.config.use_cache
     model.eval()
     model.config.use_cache = True
+    bar = progress_bar(len(prompts), description, unit="answer", batches=len(range(0, len(order), batch_size)))
     try:
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -80,7 +83,9 @@ def greedy_generate(
                 if tokenizer.eos_token_id in continuation:
                     continuation = continuation[: continuation.index(tokenizer.eos_token_id)]
                 answers[row] = tokenizer.decode(continuation, skip_special_tokens=True)
+            bar.update(len(rows))
     finally:
+        bar.close()
         model.train(was_training)
         model.config.use_cache = use_cache
     return answers

@@ -12,6 +12,7 @@ main process and warnings on the others. A handler added to `logging.getLogger("
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,26 @@ def set_log_level(args: TrainingArguments) -> None:
     logger.setLevel(level)
 
 
+# Whether this process shows live bars (set by the run, as its training bar: none with --disable_tqdm
+# and none on the processes other than the main one).
+_bars = {"shown": True}
+
+
+def show_bars(shown: bool) -> None:
+    _bars["shown"] = shown
+
+
+def progress_bar(total: int, description: str, unit: str = "it", batches: int | None = None):
+    """A live bar on stderr (tqdm, as Trainer's) for a phase of `total` units done in `batches`
+    steps (default: one a unit): it shows the speed and the time left, and leaves no trace when
+    closed (a line or the next phase follows). None shows when bars are off or for a single step."""
+    from tqdm.auto import tqdm
+
+    steps = total if batches is None else batches
+    return tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True,
+                disable=not _bars["shown"] or steps < 2)  # fmt: skip
+
+
 def print_block(title: str, lines: dict[str, object]) -> None:
     """`title:` and one aligned `key  value` line each: the plan and the summary."""
     width = max(len(key) for key in lines)
@@ -78,15 +99,34 @@ def print_block(title: str, lines: dict[str, object]) -> None:
     print(flush=True)
 
 
+# A terminal's control sequences: colours and cursor moves (CSI: ESC [ ... letter; transformers'
+# coloured warnings, tqdm's cursor-up), window titles and links (OSC: ESC ] ... BEL or ESC \), and
+# the two-character ones (ESC and one character).
+TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def plain_text(message: str) -> str:
+    """`message` as plain text for a file: no control sequences, and of a line a bar redrew with
+    carriage returns, what a terminal would show last."""
+    lines = []
+    for line in TERMINAL_CONTROL.sub("", message).split("\n"):
+        drawn = [part for part in line.split("\r") if part.strip()]
+        lines.append(drawn[-1] if drawn else "")
+    return "\n".join(lines)
+
+
 class RunLogHandler(logging.FileHandler):
-    """OUTPUT_DIR/run.log, appended to; the messages before `start()` wait in memory, so that a run
-    refused before its plan leaves no file behind (nothing written for a refused run)."""
+    """OUTPUT_DIR/run.log, appended to, as plain text; the messages before `start()` wait in memory,
+    so that a run refused before its plan leaves no file behind (nothing written for a refused run)."""
 
     def __init__(self, path: Path):
         super().__init__(path, encoding="utf-8", delay=True)
         self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
         self.setLevel(logging.DEBUG)
         self.waiting: list[logging.LogRecord] | None = []
+
+    def format(self, record: logging.LogRecord) -> str:
+        return plain_text(super().format(record))
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.waiting is not None:
@@ -102,41 +142,74 @@ class RunLogHandler(logging.FileHandler):
 
 
 @contextmanager
+def libraries_off_the_console(quiet: bool) -> Iterator[None]:
+    """While `quiet`: the libraries' log messages, Python's warnings and their own bars (transformers'
+    "Loading weights", "Writing model shards"; datasets' "Generating train split", "Filter", a map's,
+    each left on screen) leave the console; a handler added to the libraries' loggers inside
+    (run.log's) still receives the messages."""
+    if not quiet:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    removed = [(library, handler) for library in libraries for handler in list(library.handlers)]
+    for library, handler in removed:
+        library.removeHandler(handler)
+    silent = logging.NullHandler()  # not Python's last resort (stderr) for a logger left without handlers
+    for library in libraries:
+        library.addHandler(silent)
+    bars = transformers_logging.is_progress_bar_enabled(), datasets.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    logging.captureWarnings(True)  # Python's warnings then go to py.warnings
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        if bars[0]:
+            transformers_logging.enable_progress_bar()
+        if bars[1]:
+            datasets.enable_progress_bars()
+        for library in libraries:
+            library.removeHandler(silent)
+        for library, handler in removed:
+            library.addHandler(handler)
+
+
+@contextmanager
 def messages_in_run_log(args: TrainingArguments) -> Iterator[RunLogHandler | None]:
     """Inside, on the main process: the package's messages, `run_log`'s, the libraries' log messages
     and Python's warnings are also written to OUTPUT_DIR/run.log (from the handler's start(): the
-    run's plan), and the libraries' messages and the warnings leave the console, unless --log_level
-    is info or debug (which show them there as before; debug also shows run_log's)."""
+    run's plan), and the libraries' messages, their own bars and the warnings leave the console,
+    unless --log_level is info or debug (which show them there as before; debug also shows
+    run_log's). On the other processes only the main one talks to the console: the libraries'
+    messages, bars and warnings are silenced (the main process's run.log has the same ones); the
+    package's own warnings stay (--log_level_replica)."""
     if args.process_index != 0:
-        yield None
+        # another machine's main process keeps its console
+        with libraries_off_the_console(quiet=not args.should_log):
+            yield None
         return
     handler = RunLogHandler(Path(args.output_dir) / RUN_LOG)
     libraries = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
-    verbose = args.log_level in ("debug", "info")
-    quieted = []
-    if not verbose:
-        quieted = [(library, console) for library in libraries for console in list(library.handlers)]
-        for library, console in quieted:
-            library.removeHandler(console)
     console = next(item for item in logger.handlers if isinstance(item, ConsoleHandler))
     shown_raw = args.log_level == "debug"
-    if shown_raw:
-        run_log.addHandler(console)
-    for target in (logger, run_log, *libraries):
-        target.addHandler(handler)
-    logging.captureWarnings(not verbose)  # Python's warnings then go to py.warnings: the file
-    try:
-        yield handler
-    except BaseException as error:
-        if not isinstance(error, UserError):
-            handler.start()  # a crash or a signal before the run was under way: its messages are kept
-        raise
-    finally:
-        logging.captureWarnings(False)
-        for target in (logger, run_log, *libraries):
-            target.removeHandler(handler)
+    with libraries_off_the_console(quiet=args.log_level not in ("debug", "info")):
         if shown_raw:
-            run_log.removeHandler(console)
-        for library, library_console in quieted:
-            library.addHandler(library_console)
-        handler.close()
+            run_log.addHandler(console)
+        for target in (logger, run_log, *libraries):
+            target.addHandler(handler)
+        try:
+            yield handler
+        except BaseException as error:
+            if not isinstance(error, UserError):
+                handler.start()  # a crash or a signal before the run was under way: its messages are kept
+            raise
+        finally:
+            for target in (logger, run_log, *libraries):
+                target.removeHandler(handler)
+            if shown_raw:
+                run_log.removeHandler(console)
+            handler.close()

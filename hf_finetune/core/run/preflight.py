@@ -131,8 +131,10 @@ def intervals_plan_line(intervals: dict[str, int], args: TrainingArguments) -> d
     """The plan's line saying which intervals a short run scaled (none: no line)."""
     if not intervals:
         return {}
-    said = [f"loss logged every {args.logging_steps:g} step(s)"]
-    if args.eval_strategy == "steps":
+    said = []  # only what was scaled: a smoke run's evaluation interval stays the recipe's
+    if "logging_steps" in intervals:
+        said.append(f"loss logged every {args.logging_steps:g} step(s)")
+    if "eval_steps" in intervals:
         said.append(f"evaluation every {args.eval_steps:g} step(s)")
     flags = " / ".join(f"--{name}" for name in intervals)
     return {"curves": f"{', '.join(said)}: scaled to the run's {args.max_steps} steps, so that the plots draw "

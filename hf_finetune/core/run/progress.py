@@ -12,7 +12,7 @@ from transformers import Trainer
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from hf_finetune.core.model.callbacks import LabelledProgressCallback
-from hf_finetune.core.report.console import run_log
+from hf_finetune.core.report.console import run_log, show_bars
 
 # Per-evaluation figures not worth a place on the line (timings; the classifiers' precision and
 # recall, which F1 sums up; the preference method's raw log-probabilities and logits; GRPO's
@@ -51,10 +51,10 @@ class RunConsole(LabelledProgressCallback):
         self.bars = bars
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if self.bars:
-            super().on_train_begin(args, state, control, **kwargs)
-            if self.training_bar is not None:
-                self.training_bar.set_description("training")
+        # As ProgressCallback.on_train_begin, the bar named from its first drawing on.
+        if self.bars and state.is_world_process_zero:
+            self.training_bar = tqdm(total=state.max_steps, dynamic_ncols=True, desc="training")
+        self.current_step = 0
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bars:
@@ -91,5 +91,6 @@ def use_run_console(trainer: Trainer) -> None:
     trainer.callback_handler.pop_callback(PrinterCallback)
     console = RunConsole(bars=bars)
     trainer.add_callback(console)
+    show_bars(bars and trainer.is_world_process_zero())  # the other phases' bars (frozen cache, answers) too
     if hasattr(trainer, "progress"):
         trainer.progress = console if bars else None

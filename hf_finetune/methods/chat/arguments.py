@@ -21,13 +21,16 @@ COMPLETION_FORMATS = ("auto", "prompt_completion", "messages")
 @dataclass
 class ChatArguments:
     help_section: ClassVar[str] = "chat method"
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"cache_dir", "report_examples"})  # --help-all lists them
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"text_column", "dedupe", "human_tag", "assistant_tag", "special_tokens", "completion_format", "max_length",
+         "target_logits_only", "answers_every_epoch"}
+    )
 
     method: str = field(
         default="masked",
-        metadata={"help": "copy_labels (learn the whole text), masked (the answers only) or completion_only (TRL)."},
+        metadata={"help": "copy_labels (the whole text), masked (answers only) or completion_only (TRL's)."},
     )
-    compare: bool = field(default=False, metadata={"help": "Train all three methods and write one comparison table."})
+    compare: bool = field(default=False, metadata={"help": "Train all three methods, one comparison table."})
     dataset: str | None = field(
         default=None,
         metadata={

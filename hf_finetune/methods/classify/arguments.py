@@ -18,13 +18,14 @@ DEFAULT_SAMPLE = 2000  # --final_train_sample
 @dataclass
 class DataArguments:
     help_section: ClassVar[str] = "data"
-    rare_flags: ClassVar[frozenset[str]] = frozenset({"split_seed", "dataset_url", "cache_dir"})
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"split_seed", "class_names", "balance", "dedupe", "max_length", "train_eval_samples"}
+    )
 
     dataset: str = field(
         default="sms_spam",
         metadata={
-            "help": "sms_spam, rotten_tomatoes, a Hub dataset id, a file (zip, tsv, csv, json, jsonl, "
-            "parquet), a folder of split files or a save_to_disk folder."
+            "help": "A Hub id, file (csv, tsv, json(l), parquet, zip) or folder; or sms_spam, rotten_tomatoes."
         },
     )
     dataset_url: str | None = field(
@@ -45,7 +46,7 @@ class DataArguments:
     )
     split: str = field(
         default="0.7,0.1,0.2",
-        metadata={"help": "train,validation,test fractions of one-split data (seeded shuffle)."},
+        metadata={"help": "train,validation,test fractions of one-split data."},
     )
     split_seed: int | None = field(
         default=None,
@@ -70,9 +71,7 @@ class CalibrationArguments:
     calibrate: bool = field(
         default=False,
         metadata={
-            "help": "Fit a temperature T on the validation split after training (minimising its NLL) and save it "
-            "with the model: predict (and pipeline() for a head-method run) then give calibrated probabilities; "
-            "report.md shows ECE before and after."
+            "help": "Calibrate probabilities on the validation split (a temperature; report.md: ECE)."
         },
     )
 
@@ -95,14 +94,15 @@ class FinalSampleArguments:
 
 @dataclass
 class LabelTokenArguments:
-    help_section: ClassVar[str] = "label-token method"
+    help_section: ClassVar[str] = "classifier"  # beside --method, which chooses it
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"separator"})  # --help-all lists it
 
     label_words: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated word per class, in class order (default: the class names, e.g. neg,pos)."},
+        metadata={"help": "Comma-separated, in class order (default: the class names)."},
     )
     separator: str | None = field(
-        default=None, metadata={"help": "Text between the text and the label word (default: the end-of-text token)."}
+        default=None, metadata={"help": "Text before the label word (default: end-of-text token)."}
     )
 
 
@@ -113,8 +113,7 @@ class ClassifierArguments:
     method: str = field(
         default="label-token",
         metadata={
-            "help": "'label-token': the LM writes a label word after the text; 'head': a class head read at the "
-            "last real token (the spam recipe's method)."
+            "help": "label-token (the LM writes a label word) or head (a class head, as spam)."
         },
     )
 

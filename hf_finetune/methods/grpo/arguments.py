@@ -21,12 +21,15 @@ if TYPE_CHECKING:  # torch and datasets: not for --help
 @dataclass
 class GrpoArguments:
     help_section: ClassVar[str] = "GRPO method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
+        {"input_column", "output_column", "split", "dedupe", "max_completion_length", "temperature"}
+    )
 
     dataset: str = field(
         default="instruction_data",
-        metadata={"help": "Prompts: instruction_data (the book's), or a file, folder or Hub id of instructions."},
+        metadata={"help": "Prompts: instruction_data (the book's), a file, folder or Hub id."},
     )
-    instruction_column: str = field(default="instruction", metadata={"help": "Column of the instruction."})
+    instruction_column: str = field(default="instruction", metadata={"help": "Instruction column."})
     input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
     output_column: str = field(default="output", metadata={"help": "Column of the reference answer (for exact)."})
     dataset_url: str | None = field(default=None, metadata={"help": "Download instruction_data from this URL."})
@@ -35,15 +38,15 @@ class GrpoArguments:
     dedupe: bool = field(default=False, metadata={"help": "Drop exact and near duplicate entries before splitting."})
     rewards: str | None = field(
         default=None,
-        metadata={"help": "Comma-separated: exact, contains:WORD, avoids:WORD, length:MIN-MAX, ends:TEXT, or a "
-                  "function of --reward_file; they add up."},
+        metadata={"help": "Comma-separated, added up: exact, contains:WORD, avoids:WORD, length:MIN-MAX, "
+                  "ends:TEXT, yours (--reward_file)."},
     )
     reward_file: str | None = field(default=None, metadata={"help": "A Python file of your reward functions."})
     reward_model: str | None = field(default=None, metadata={"help": "A reward run folder whose score is a reward."})
-    num_generations: int = field(default=4, metadata={"help": "Answers sampled per prompt (a group)."})
+    num_generations: int = field(default=4, metadata={"help": "Answers sampled per prompt."})
     max_completion_length: int = field(default=64, metadata={"help": "Longest sampled answer in tokens."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the answers."})
-    beta: float = field(default=0.04, metadata={"help": "Weight of the KL to the start model (0: not measured)."})
+    beta: float = field(default=0.04, metadata={"help": "KL weight (0: not measured)."})
     generation_batch_size: int = field(default=16, metadata={"help": "Test prompts answered per batch (greedy)."})
     report_examples: int = field(default=5, metadata={"help": "Test prompts shown before and after in report.md."})
 

@@ -15,20 +15,18 @@ from hf_finetune.methods.text import DEFAULT_MAX_NEW_TOKENS
 class InstructionArguments:
     help_section: ClassVar[str] = "instruction method"
     rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
-        {"dataset_url", "cache_dir", "generation_batch_size", "report_examples", "train_eval_samples",
-         "sample_max_new_tokens"}
+        {"train_eval_samples", "sample_max_new_tokens", "input_column", "split", "dedupe", "max_length"}
     )
 
     dataset: str = field(
         default="instruction_data",
         metadata={
-            "help": "instruction_data (the book's 1100 entries), a local file or folder, or a Hub id "
-            "(e.g. tatsu-lab/alpaca)."
+            "help": "instruction_data (the book's), a file, folder or Hub id (tatsu-lab/alpaca)."
         },
     )
     instruction_column: str = field(
         default="instruction",
-        metadata={"help": "Column of the instruction (prompt/completion data: prompt)."},
+        metadata={"help": "Column of the instruction (or prompt)."},
     )
     input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
     output_column: str = field(default="output", metadata={"help": "Column of the reference response."})
@@ -62,8 +60,8 @@ class InstructionArguments:
     report_examples: int = field(default=5, metadata={"help": "Test responses shown in report.md."})
     judge_url: str | None = field(
         default=None,
-        metadata={"help": "Ollama or OpenAI-compatible server that scores each test response 0-100 "
-                  "(without it nothing is sent)."},
+        metadata={"help": "Ollama or OpenAI-compatible server scoring the test answers 0-100 (default: none, "
+                  "nothing is sent)."},
     )
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
 

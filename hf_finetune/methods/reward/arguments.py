@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # torch: not for --help
 class RewardArguments(PairDataArguments):
     # The data flags (--dataset, the columns, --split, --max_length, ...) are PairDataArguments'.
     help_section: ClassVar[str] = "reward method"
+    rare_flags: ClassVar[frozenset[str]] = frozenset({"scoring_batch_size"})  # --help-all's
 
     center_rewards_coefficient: float | None = field(
         default=None,

@@ -29,24 +29,28 @@ class PairDataArguments:
     columns and split, and the longest prompt + answer."""
 
     help_section: ClassVar[str] = "pairs"
+    # --help-all lists them (a method's own rare_flags add to these: core/help.py is_rare).
+    rare_flags: ClassVar[frozenset[str]] = frozenset(
+        {"input_column", "split", "dedupe", "drop_identical_pairs", "max_length"}
+    )
 
     dataset: str = field(
         default="preference_data",
         metadata={
-            "help": "preference_data (the book's), or a file, folder or Hub id of pairs."
+            "help": "Pairs: preference_data (the book's), a file, folder or Hub id."
         },
     )
     instruction_column: str = field(
-        default="instruction", metadata={"help": "Column of the instruction (or prompt)."}
+        default="instruction", metadata={"help": "Prompt column."}
     )
     input_column: str = field(default="input", metadata={"help": "Column of the optional input."})
-    chosen_column: str = field(default="chosen", metadata={"help": "Column of the preferred answer."})
-    rejected_column: str = field(default="rejected", metadata={"help": "Column of the answer to move away from."})
+    chosen_column: str = field(default="chosen", metadata={"help": "Preferred answer's column."})
+    rejected_column: str = field(default="rejected", metadata={"help": "Rejected answer's column."})
     dataset_url: str | None = field(default=None, metadata={"help": "Download preference_data from this URL."})
     cache_dir: str | None = field(default=None, metadata={"help": "Download cache (default: ~/.cache/hf_finetune)."})
     split: str = field(
         default="0.85,0.05,0.10",
-        metadata={"help": "Fractions of train,validation,test."},
+        metadata={"help": "train,validation,test fractions."},
     )
     dedupe: bool = field(
         default=False,

@@ -19,6 +19,7 @@ def generate_responses(
     entries: list[dict],
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    description: str = "answering",
 ) -> list[str]:
     """Greedy responses to `entries` (dicts with instruction and optional input), in order.
 
@@ -38,5 +39,5 @@ def generate_responses(
     if cut:
         logger.warning(f"note: {cut} prompt(s) longer than {room} tokens lost the end of their request, so that "
                        f"{max_new_tokens} new tokens fit the model's context.")  # fmt: skip
-    answers = greedy_generate(model, tokenizer, prompts, max_new_tokens, batch_size)
+    answers = greedy_generate(model, tokenizer, prompts, max_new_tokens, batch_size, description)  # a live bar
     return [extract_response(answer) for answer in answers]
