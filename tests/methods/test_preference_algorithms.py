@@ -142,3 +142,29 @@ def test_a_wrong_algorithm_or_flag_gives_one_sentence_before_the_model_loads(fla
 def test_the_recipes_own_loss_type_is_no_flag_the_user_gave(tmp_path):
     """The recipe's --loss_type sigmoid_norm default is DPO's: --algorithm orpo alone is not refused for it."""
     PreferenceArguments(algorithm="orpo", loss_type=DEFAULTS["loss_type"]).check(frozenset({"algorithm"}))
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_the_report_tables_and_the_model_card_say_which_algorithm_and_show_what_it_logs(algorithm, tmp_path):
+    from hf_finetune.methods.preference.card import preference_card
+    from hf_finetune.methods.preference.report import figures_of, figures_table, trained_how, validation_figures
+    from hf_finetune.methods.text.pairs import PreferenceData
+
+    name = ALGORITHMS[algorithm][0]
+    logged = {f"eval_{figure}": 0.25 for figure in figures_of(algorithm)}
+    settings = {"dpo": {"loss_type": ["sigmoid"]}, "kto": {"desirable_weight": 1.0, "undesirable_weight": 1.0},
+                "orpo": {}, "simpo": {"cpo_alpha": 0.0, "simpo_gamma": 0.5}, "cpo": {"cpo_alpha": 1.0}}[algorithm]  # fmt: skip
+    results = {"algorithm": algorithm, "beta": 0.1, "reference": "none", **settings, "train_runtime_seconds": 1.0,
+               **validation_figures({}, "before", algorithm), **validation_figures(logged, "after", algorithm),
+               "test_examples": 2, **{f"test_{key}_{stage}": 0.5 for key in ("rougeL_chosen", "rougeL_rejected",
+                                      "closer_to_chosen") for stage in ("before", "after")}}  # fmt: skip
+    table = figures_table(results)
+    assert f"| validation | before {name} | after {name} |" in table
+    assert ("| reward accuracy | - | 0.2500 |" in table) == (algorithm != "kto")  # KTO scores answers alone
+    assert ("KL estimate" in table) == (algorithm == "kto") and ("NLL" in table) == (algorithm not in ("dpo", "kto"))
+    assert trained_how(results, 10).startswith(name)
+    splits = datasets.DatasetDict({split: datasets.Dataset.from_list([{"instruction": "a"}]) for split in
+                                   ("train", "validation", "test")})  # fmt: skip
+    args = TrainingArguments(output_dir=str(tmp_path), hub_model_id="me/tuned", report_to="none", use_cpu=True)
+    card = preference_card("start", PreferenceData(splits, ["notes"]), results, "all parameters", args)
+    assert f"preference-tuned with {name}" in card and f"- {algorithm}\n" in card
