@@ -174,9 +174,12 @@ def test_a_lora_run_answers_the_same_saved_as_adapter_or_merged(tmp_path, instru
     assert answers["adapter"] != answers["start"], "the adapter changed nothing: the comparison would prove nothing"
 
 
-# --algorithm: KTO, ORPO, SimPO and CPO on the same instruction run and pairs as DPO above.
-# Measured 2026-12-07 (AMD EPYC, 2 shared cores under other engineers' load, one thread), tiny's --seed 0:
-# see the docstrings of the tests below for the figures.
+# --algorithm: KTO, ORPO, SimPO and CPO on the same instruction run and pairs as DPO above: each trains
+# through the recipe and says which; KTO (2 epochs of the 112 answers, 28 steps at 1e-4) learns, lines up against DPO
+# through compare and resumes bit for bit. Measured 2026-12-07 (AMD EPYC, 2 cores shared with other
+# engineers' runs, one thread): the KTO learning test passes for tiny's --seed 0, 1 and 2
+# (LEARNING_TEST_SEED=N python -m pytest tests/e2e/test_preference_learning.py -k kto_learns); the
+# new tests took 24 s of the module's 86 s run.
 
 
 def train(instruction_run, pairs, output, algorithm: str, *flags) -> dict:
@@ -187,7 +190,7 @@ def train(instruction_run, pairs, output, algorithm: str, *flags) -> dict:
     ])  # fmt: skip
 
 
-@pytest.mark.parametrize("algorithm,name", [("kto", "KTO"), ("orpo", "ORPO"), ("simpo", "SimPO"), ("cpo", "CPO")])
+@pytest.mark.parametrize("algorithm,name", [("orpo", "ORPO"), ("simpo", "SimPO"), ("cpo", "CPO")])
 def test_each_algorithm_trains_through_the_recipe_and_says_which(tmp_path, instruction_run, pairs, algorithm, name,
                                                                   capsys):  # fmt: skip
     results = train(instruction_run, pairs, tmp_path / algorithm, algorithm, "--max_steps", "3")
@@ -200,12 +203,8 @@ def test_each_algorithm_trains_through_the_recipe_and_says_which(tmp_path, instr
     assert "| reward margin |" in report and " nan " not in report.lower()
     saved = json.loads((tmp_path / algorithm / "all_results.json").read_text())
     assert saved["algorithm"] == algorithm and saved["validation_reward_margin_after"] is not None
-    if algorithm == "kto":  # answers judged alone: a KL estimate, no reward accuracy
-        assert saved["validation_kl_after"] is not None and "validation_reward_accuracy_after" not in saved
-        assert "the reference model is the starting model" in report and "KL estimate" in report
-    else:
-        assert saved["validation_reward_accuracy_after"] is not None and saved["validation_nll_after"] is not None
-        assert f"{name} needs no reference model" in report
+    assert saved["validation_reward_accuracy_after"] is not None and saved["validation_nll_after"] is not None
+    assert f"{name} needs no reference model" in report and saved["reference"] == "none"
 
 
 @pytest.fixture(scope="module")
@@ -219,12 +218,20 @@ def kto_run(tmp_path_factory, instruction_run, pairs):
 def test_kto_learns_to_reward_the_chosen_answers_of_held_out_pairs_and_answers_in_their_style(kto_run):
     """Measured (tiny's --seed 0): margin 0 -> 2.55 (chosen reward 1.88, rejected -0.67), validation loss
     0.50 -> 0.27, test answers closer to the chosen answer 50% -> 100%."""
-    _, _, results = kto_run
+    output, _, results = kto_run
     assert results["validation_reward_margin_before"] == 0, "the policy starts as the reference"
     assert results["validation_reward_margin_after"] > 1.0
     assert results["validation_chosen_reward_after"] > 0 > results["validation_rejected_reward_after"]
     assert results["validation_loss_after"] < results["validation_loss_before"]
     assert results["test_closer_to_chosen_after"] > results["test_closer_to_chosen_before"]
+    # what KTO's report shows: answers judged alone, against the reference; a KL estimate, no reward accuracy
+    saved = json.loads((output / "all_results.json").read_text())
+    assert saved["algorithm"] == "kto" and saved["validation_kl_after"] is not None
+    assert "validation_reward_accuracy_after" not in saved
+    report = (output / "report.md").read_text()
+    assert "preference-tuned (KTO)" in report and "After KTO" in report and "| KL estimate to the reference |" in report
+    assert "the reference model is the starting model" in report and (output / "reward_margin.png").is_file()
+    assert not (output / "reward_accuracy.png").exists(), "no curve of a figure KTO does not log"
 
 
 def test_compare_lines_kto_up_against_dpo_on_the_same_split(kto_run, preference_run, tmp_path, capsys):

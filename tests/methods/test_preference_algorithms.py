@@ -168,3 +168,22 @@ def test_the_report_tables_and_the_model_card_say_which_algorithm_and_show_what_
     args = TrainingArguments(output_dir=str(tmp_path), hub_model_id="me/tuned", report_to="none", use_cpu=True)
     card = preference_card("start", PreferenceData(splits, ["notes"]), results, "all parameters", args)
     assert f"preference-tuned with {name}" in card and f"- {algorithm}\n" in card
+
+
+def test_config_yaml_leaves_out_the_flags_the_algorithm_does_not_read(tmp_path):
+    """The recipe's --loss_type sigmoid_norm did nothing in an ORPO run; recorded, --config would give it again
+    and be refused."""
+    from hf_finetune.core.parsing import parse_arguments
+    from hf_finetune.methods.preference.arguments import ARGUMENTS
+    from hf_finetune.methods.preference.train import PreferenceMethod
+
+    configs = {}
+    for algorithm in ("dpo", "orpo", "kto"):
+        parsed = parse_arguments(ARGUMENTS, ["--algorithm", algorithm, "--output_dir", str(tmp_path / algorithm)],
+                                 DEFAULTS)  # fmt: skip
+        configs[algorithm] = PreferenceMethod(*parsed).config()
+    assert configs["dpo"]["loss_type"] == "sigmoid_norm" and "desirable_weight" not in configs["dpo"]
+    assert configs["orpo"]["algorithm"] == "orpo" and not {"loss_type", "precompute_ref_log_probs", "cpo_alpha",
+                                                           "desirable_weight"} & set(configs["orpo"])  # fmt: skip
+    assert configs["kto"]["desirable_weight"] == 1.0 and configs["kto"]["precompute_ref_log_probs"] is True
+    assert "loss_type" not in configs["kto"]

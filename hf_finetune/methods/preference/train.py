@@ -25,7 +25,7 @@ from hf_finetune.core.run.skeleton import run
 from hf_finetune.methods.text import require_instruction_run
 from hf_finetune.methods.text.pair_encoding import encode_pairs
 
-from .arguments import ALGORITHMS, ARGUMENTS, PreferenceArguments, trainer_config_from
+from .arguments import ALGORITHMS, ARGUMENTS, FLAG_ALGORITHMS, PreferenceArguments, trainer_config_from
 from .card import preference_card
 from .report import (
     STAGES,
@@ -80,6 +80,12 @@ class PreferenceMethod(Method):
         if "train_sampling_strategy" in given and self.training_args.train_sampling_strategy != "sequential":
             raise UserError("--train_sampling_strategy: --algorithm kto trains in one fixed order (sequential; the "
                             "examples are shuffled once with --seed), since its KL estimate pairs neighbours.")  # fmt: skip
+
+    def config(self) -> dict:
+        """config.yaml without the flags --algorithm does not read (the recipe's --loss_type of an ORPO run):
+        they did nothing, and given again through --config they would be refused."""
+        unread = {flag for flag, algorithms in FLAG_ALGORITHMS.items() if self.args.algorithm not in algorithms}
+        return {key: value for key, value in super().config().items() if key not in unread}
 
     def required_training_arguments(self) -> dict[str, object]:
         # Evaluation needs the loss and TRL's reward figures; full-vocabulary logits would only cost memory.
