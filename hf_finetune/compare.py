@@ -167,8 +167,11 @@ def differing_flags(runs: list[ComparedRun]) -> dict[str, list]:
     return {key: row for key, row in values.items() if any(value != row[0] for value in row)}
 
 
-def shared_metrics(runs: list[ComparedRun]) -> dict[str, list[dict]]:
-    return {key: [run.metrics[key] for run in runs] for key in runs[0].metrics if all(key in run.metrics for run in runs)}
+def shared_metrics(runs: list[ComparedRun]) -> dict[str, list[dict | None]]:
+    """Every figure some run has, with None for a run that has not measured it (a DPO and a KTO run: KTO
+    logs no reward accuracy, DPO no KL estimate)."""
+    keys = dict.fromkeys(key for run in runs for key in run.metrics)
+    return {key: [run.metrics.get(key) for run in runs] for key in keys}
 
 
 def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tuple[str, str, float, float]]:
@@ -178,6 +181,8 @@ def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tup
     for i, first in enumerate(figures):
         for j in range(i + 1, len(figures)):
             second = figures[j]
+            if first is None or second is None:
+                continue
             spreads = [figure["std"] for figure in (first, second) if figure["std"] is not None]
             difference = abs(first["mean"] - second["mean"])
             if spreads and difference < max(spreads):
@@ -185,7 +190,9 @@ def within_seed_spread(runs: list[ComparedRun], figures: list[dict]) -> list[tup
     return pairs
 
 
-def cell(figure: dict) -> str:
+def cell(figure: dict | None) -> str:
+    if figure is None:
+        return "not measured"
     mean = f"{figure['mean']:.4f}" if isinstance(figure["mean"], float) else str(figure["mean"])
     return mean if figure["std"] is None else f"{mean} ± {figure['std']:.4f}"
 

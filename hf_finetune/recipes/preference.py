@@ -4,6 +4,7 @@ chapter 7 of "Build a Large Language Model (From Scratch)":
     hf-finetune instruction              (first: the run it starts from, outputs/instruction)
     hf-finetune preference [--use_peft] [--judge_url http://localhost:11434]
     hf-finetune preference --dataset pairs.jsonl --loss_type ipo --beta 0.5 --model_name_or_path gpt2
+    hf-finetune preference --algorithm kto|orpo|simpo|cpo    (KTO; or no reference model: ORPO, SimPO, CPO)
     accelerate launch -m hf_finetune preference [flags]   (or: accelerate launch recipes/preference.py)
 
 The book's 1100 pairs (sha256-checked; 6 with chosen == rejected left out) cut in file order into

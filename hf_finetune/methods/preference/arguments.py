@@ -1,8 +1,10 @@
 """The preference method's own flags (with ModelArguments, RunArguments, TrainingArguments, LoraArguments),
-and the DPOConfig it trains with."""
+and the TRL config it trains with (DPOConfig, KTOConfig, ORPOConfig or CPOConfig, per --algorithm)."""
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
@@ -22,6 +24,26 @@ LOSS_TYPES = (
     "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 )  # fmt: skip
 
+# --algorithm: which TRL trainer learns from the pairs, and whether it needs the reference model.
+ALGORITHMS = {
+    "dpo": ("DPO", "TRL DPOTrainer", True),
+    "kto": ("KTO", "TRL KTOTrainer", True),
+    "orpo": ("ORPO", "TRL ORPOTrainer", False),
+    "simpo": ("SimPO", "TRL CPOTrainer, simpo loss", False),
+    "cpo": ("CPO", "TRL CPOTrainer", False),
+}
+# The flags only some algorithms read (a flag not listed here is every algorithm's).
+FLAG_ALGORITHMS = {
+    "loss_type": ("dpo",),
+    "loss_weights": ("dpo",),
+    "label_smoothing": ("dpo",),
+    "precompute_ref_log_probs": ("dpo", "kto"),
+    "desirable_weight": ("kto",),
+    "undesirable_weight": ("kto",),
+    "cpo_alpha": ("cpo", "simpo"),
+    "simpo_gamma": ("simpo",),
+}
+
 
 @dataclass
 class PreferenceArguments(PairDataArguments):
@@ -29,11 +51,15 @@ class PreferenceArguments(PairDataArguments):
     help_section: ClassVar[str] = "preference method"
     rare_flags: ClassVar[frozenset[str]] = frozenset(  # --help-all lists them
         {"dataset_url", "cache_dir", "loss_weights", "label_smoothing", "precompute_ref_log_probs",
-         "generation_batch_size", "report_examples"}
+         "generation_batch_size", "report_examples", "desirable_weight", "undesirable_weight", "cpo_alpha",
+         "simpo_gamma"}
     )
 
+    algorithm: str = field(
+        default="dpo", metadata={"help": "dpo, kto (each answer alone), orpo, simpo or cpo (no reference model)."}
+    )
     beta: float = field(
-        default=0.1, metadata={"help": "Higher: the model stays nearer the reference."}
+        default=0.1, metadata={"help": "DPO, KTO: higher stays nearer the reference; ORPO: odds-ratio weight."}
     )
     loss_type: str = field(
         default="sigmoid",
@@ -60,6 +86,25 @@ class PreferenceArguments(PairDataArguments):
         metadata={"help": "Judge server, Ollama or OpenAI-compatible (else nothing is sent)."},
     )
     judge_model: str = field(default="llama3", metadata={"help": "The judge server's model."})
+    desirable_weight: float = field(default=1.0, metadata={"help": "KTO: weight of the chosen answers' loss."})
+    undesirable_weight: float = field(default=1.0, metadata={"help": "KTO: weight of the rejected answers' loss."})
+    cpo_alpha: float | None = field(
+        default=None, metadata={"help": "CPO, SimPO: weight of the chosen answers' NLL (default: 1 CPO, 0 SimPO)."}
+    )
+    simpo_gamma: float = field(default=0.5, metadata={"help": "SimPO: the reward margin it aims for."})
+
+    @property
+    def name(self) -> str:
+        """The algorithm as written (DPO, KTO, ORPO, SimPO, CPO)."""
+        return ALGORITHMS[self.algorithm][0]
+
+    @property
+    def uses_reference(self) -> bool:
+        return ALGORITHMS[self.algorithm][2]
+
+    def alpha(self) -> float:
+        """CPO's weight of the chosen answers' NLL: the flag, else 1 for CPO and 0 for SimPO (pure SimPO)."""
+        return self.cpo_alpha if self.cpo_alpha is not None else (0.0 if self.algorithm == "simpo" else 1.0)
 
     def loss_types(self) -> list[str]:
         return [name.strip() for name in self.loss_type.split(",")]
@@ -72,15 +117,32 @@ class PreferenceArguments(PairDataArguments):
         except ValueError:
             raise UserError(f"--loss_weights: '{self.loss_weights}' is not a comma-separated list of numbers.") from None
 
-    def check(self) -> None:
+    def check_algorithm(self, given: frozenset[str]) -> None:
+        """--algorithm is one TRL offers, and no flag given is one it ignores (`given`: the flags typed)."""
+        if self.algorithm not in ALGORITHMS:
+            raise UserError(f"--algorithm: '{self.algorithm}' is not one of {', '.join(ALGORITHMS)}.")
+        for flag, algorithms in FLAG_ALGORITHMS.items():
+            if flag in given and self.algorithm not in algorithms:
+                raise UserError(f"--{flag} is a flag of --algorithm {' or '.join(algorithms)}; --algorithm "
+                                f"{self.algorithm} does not read it.")  # fmt: skip
+        for flag in ("desirable_weight", "undesirable_weight", "simpo_gamma", "cpo_alpha"):
+            value = getattr(self, flag)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise UserError(f"--{flag} must be a finite number of at least 0 (got {value}).")
+        if self.desirable_weight == 0 and self.undesirable_weight == 0:
+            raise UserError("--desirable_weight and --undesirable_weight are both 0: KTO would learn nothing.")
+
+    def check(self, given: frozenset[str] = frozenset()) -> None:
+        self.check_algorithm(given)
         self.check_pair_flags()
         for name in ("max_new_tokens", "generation_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name} must be at least 1 (got {getattr(self, name)}).")
         if self.report_examples < 0:
             raise UserError(f"--report_examples must not be negative (got {self.report_examples}).")
-        if self.beta <= 0:
-            raise UserError(f"--beta must be above 0 (got {self.beta}); DPO's usual values are 0.1 to 0.5.")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            usual = "; DPO's usual values are 0.1 to 0.5" if self.algorithm == "dpo" else ""
+            raise UserError(f"--beta must be above 0 (got {self.beta}){usual}.")
         unknown = [name for name in self.loss_types() if name not in LOSS_TYPES]
         if unknown:
             raise UserError(
@@ -113,6 +175,43 @@ def dpo_config_from(args: TrainingArguments, preference: PreferenceArguments, ma
         max_length=max_length,  # every pair already fits: the collator cuts nothing
         dataset_num_proc=None,
     )
+
+
+def trainer_config_from(args: TrainingArguments, preference: PreferenceArguments, max_length: int | None):
+    """The config of --algorithm's TRL trainer, with exactly the user's TrainingArguments (as dpo_config_from)."""
+    if preference.algorithm == "dpo":
+        return dpo_config_from(args, preference, max_length)
+    if preference.algorithm == "kto":
+        from trl import KTOConfig
+
+        return training_args_as(
+            KTOConfig,
+            args,
+            beta=preference.beta,
+            desirable_weight=preference.desirable_weight,
+            undesirable_weight=preference.undesirable_weight,
+            precompute_ref_log_probs=preference.precompute_ref_log_probs,
+            max_length=max_length,  # every example already fits: the collator cuts nothing
+            dataset_num_proc=None,
+        )
+    config_class, own = reference_free_config(preference)
+    # Their collator needs every column it pads: TRL would turn remove_unused_columns off with a warning.
+    return training_args_as(config_class, args, beta=preference.beta, max_length=max_length, dataset_num_proc=None,
+                            remove_unused_columns=False, **own)  # fmt: skip
+
+
+def reference_free_config(preference: PreferenceArguments) -> tuple[type, dict]:
+    """ORPOConfig or CPOConfig (from trl.experimental, its notice silenced: it goes to no console) and the
+    settings of --algorithm's own."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    if preference.algorithm == "orpo":
+        from trl.experimental.orpo import ORPOConfig
+
+        return ORPOConfig, {}
+    from trl.experimental.cpo import CPOConfig
+
+    own = {"loss_type": "simpo", "simpo_gamma": preference.simpo_gamma} if preference.algorithm == "simpo" else {}
+    return CPOConfig, {"cpo_alpha": preference.alpha(), **own}
 
 
 # The dataclasses main() parses, in its order; CommonTrainingArguments: TrainingArguments once parsed.

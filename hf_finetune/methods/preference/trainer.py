@@ -25,9 +25,9 @@ from trl.trainer import utils as trl_utils
 from hf_finetune.core.model.trainers import supports_target_logits, target_positions
 
 
-class PreferenceTrainer(DPOTrainer):
-    """DPOTrainer, given prompt_ids/chosen_ids/rejected_ids already (encoding.py): TRL would
-    tokenize prompt and prompt + answer as one text each, and cut answers that are too long."""
+class AnswersOnly:
+    """For a TRL trainer that scores answers as DPOTrainer does (`model(..., labels=..., fused_lm_head=True)`:
+    DPOTrainer, KTOTrainer): the LM head at the answers' positions only, on the policy and the reference."""
 
     def __init__(self, *args, **kwargs):
         self.answers_only = False
@@ -50,6 +50,11 @@ class PreferenceTrainer(DPOTrainer):
     def _precompute_ref_logps(self, *args, **kwargs):
         self.score_answers_only()
         return super()._precompute_ref_logps(*args, **kwargs)
+
+
+class PreferenceTrainer(AnswersOnly, DPOTrainer):
+    """DPOTrainer, given prompt_ids/chosen_ids/rejected_ids already (encoding.py): TRL would
+    tokenize prompt and prompt + answer as one text each, and cut answers that are too long."""
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
         return dataset
@@ -102,8 +107,9 @@ def answer_scores(logits: torch.Tensor, labels: torch.Tensor) -> trl_utils.Fused
     )
 
 
-def build_preference_trainer(model, args, train_dataset, eval_dataset, tokenizer, callbacks) -> PreferenceTrainer:
-    """The trainer, with the starting model as the reference, as TRL has it:
+def build_preference_trainer(model, args, train_dataset, eval_dataset, tokenizer, callbacks,
+                             trainer_class: type = PreferenceTrainer):  # fmt: skip
+    """The trainer (DPO's, or `trainer_class`: KTO's), with the starting model as the reference, as TRL has it:
 
     - LoRA: the model with its adapters switched off (no copy);
     - --precompute_ref_log_probs (the default): the model itself scores every pair before training
@@ -114,7 +120,7 @@ def build_preference_trainer(model, args, train_dataset, eval_dataset, tokenizer
     reference = None
     if not lora and not args.precompute_ref_log_probs:
         reference = copy.deepcopy(model).eval().requires_grad_(False)
-    trainer = PreferenceTrainer(
+    trainer = trainer_class(
         model=model,
         ref_model=reference,
         args=args,
