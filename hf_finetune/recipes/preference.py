@@ -1,11 +1,11 @@
 """The instruction-tuned GPT-2 learns to prefer polite answers (DPO), as in the bonus section of
 chapter 7 of "Build a Large Language Model (From Scratch)":
 
-    hf-finetune instruction              (first: the run it starts from, outputs/instruction)
+    hf-finetune instruction         (first: the run it starts from)
     hf-finetune preference [--use_peft] [--judge_url http://localhost:11434]
-    hf-finetune preference --dataset pairs.jsonl --loss_type ipo --beta 0.5 --model_name_or_path gpt2
-    hf-finetune preference --algorithm kto|orpo|simpo|cpo    (KTO; or no reference model: ORPO, SimPO, CPO)
-    accelerate launch -m hf_finetune preference [flags]   (or: accelerate launch recipes/preference.py)
+    hf-finetune preference --dataset pairs.jsonl --loss_type ipo --beta 0.5
+    hf-finetune preference --algorithm kto      (or orpo, simpo, cpo: no reference)
+    accelerate launch -m hf_finetune preference [flags]
 
 The book's 1100 pairs (sha256-checked; 6 with chosen == rejected left out) cut in file order into
 929 train / 110 test / 55 validation; TRL's DPOTrainer with the book's settings (per-token loss,
