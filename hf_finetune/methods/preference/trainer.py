@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from trl import DPOTrainer
 from trl.trainer import utils as trl_utils
 
+from hf_finetune.core.model.lora import drop_reference_copy
 from hf_finetune.core.model.trainers import supports_target_logits, target_positions
 
 
@@ -129,9 +130,5 @@ def build_preference_trainer(model, args, train_dataset, eval_dataset, tokenizer
         processing_class=tokenizer,
         callbacks=callbacks,
     )
-    if lora and "ref" in model.peft_config:
-        # TRL copies an adapter it is handed into a "ref" adapter, for adapters trained before; ours was
-        # just created (zero update), so switching adapters off gives the same reference without the copy,
-        # and the saved run holds one adapter.
-        model.delete_adapter("ref")
+    drop_reference_copy(model)
     return trainer
