@@ -16,6 +16,17 @@ from hf_finetune.core.report.files import FINISHED_MARKER, atomic_write_json
 from hf_finetune.core.run.seeds import write_summary
 from hf_finetune.methods.classify.report import TEST_PREDICTIONS
 
+PLOTTED = "test_two_runs_give_the_flags_that_differ_the_metrics_the_curves_and_the_texts_labelled_differently"
+
+
+@pytest.fixture(autouse=True)
+def curves_drawn_once(request, monkeypatch):
+    """One test draws and checks the curves; in the others, drawing took most of the time."""
+    if request.node.name != PLOTTED:
+        monkeypatch.setattr("hf_finetune.compare.plot_compared_curves", lambda *args, **kwargs: [])
+        monkeypatch.setattr("hf_finetune.core.run.seeds.plot_seed_curves", lambda *args, **kwargs: [])
+
+
 CONFIG = {"model_name_or_path": "tiny", "dataset": "messages.csv", "learning_rate": 0.001, "max_steps": 4}
 TEXTS = [("win a prize now", "spam"), ("lunch at noon?", "ham"), ("free ringtone, reply", "spam"), ("call me", "ham")]
 

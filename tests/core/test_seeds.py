@@ -15,6 +15,7 @@ import pytest
 import yaml
 from transformers import TrainingArguments
 
+import hf_finetune.core.run.seeds as seeds_module
 import hf_finetune.core.run.skeleton as run_module
 from hf_finetune import classify
 from hf_finetune.core.errors import run_cli
@@ -66,10 +67,18 @@ class RecordedRuns:
 
 
 @pytest.fixture
-def recorded(monkeypatch) -> RecordedRuns:
+def plotted(monkeypatch) -> RecordedRuns:
     runs = RecordedRuns()
     monkeypatch.setattr(run_module, "run_one", runs)
     return runs
+
+
+@pytest.fixture
+def recorded(plotted, monkeypatch) -> RecordedRuns:
+    """The series' curves are drawn in one test (plotted); the others test what seeds do, and drawing
+    took most of their time."""
+    monkeypatch.setattr(seeds_module, "plot_seed_curves", lambda *args, **kwargs: [])
+    return plotted
 
 
 def argv(tmp_path, *extra) -> list[str]:
@@ -106,7 +115,7 @@ def test_each_seed_gets_a_fresh_copy_of_the_method_with_its_seed_and_folder(comm
     assert top["seeds"] == "3,1" and "seed" not in top and top["learning_rate"] == 0.0007
 
 
-def test_the_summary_holds_each_metrics_mean_std_min_max_and_one_line_per_seed(recorded, tmp_path):
+def test_the_summary_holds_each_metrics_mean_std_min_max_and_one_line_per_seed(plotted, tmp_path):
     summary = classify.main(argv(tmp_path, "--seeds", "1,2,4"))
     out = tmp_path / "out"
     assert json.loads((out / "summary.json").read_text()) == summary
