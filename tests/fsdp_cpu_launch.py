@@ -40,8 +40,10 @@ class ReportSharding(TrainerCallback):
 
         parameters = list(model.parameters())
         shards = sum(isinstance(parameter, DTensor) for parameter in parameters)
-        print(f"fsdp check: rank {args.process_index}: {type(model).__name__}, {shards} of {len(parameters)} "
-              f"parameters sharded", flush=True)  # fmt: skip
+        # One write, the newline included: two ranks' print()s (text, then newline) could interleave.
+        sys.stdout.write(f"fsdp check: rank {args.process_index}: {type(model).__name__}, {shards} of "
+                         f"{len(parameters)} parameters sharded\n")  # fmt: skip
+        sys.stdout.flush()
 
 
 original_trainer_init = transformers.Trainer.__init__
