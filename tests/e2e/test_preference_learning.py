@@ -7,7 +7,7 @@ The saved run loads with pipeline("text-generation") and hf_finetune.generate, a
 saved as an adapter answers as the same run saved merged. KTO learns the same preference; ORPO,
 SimPO and CPO train and say which; compare lines KTO up against DPO; KTO resumes bit for bit and a
 checkpoint of another algorithm is refused; a SIGTERM'd DPO, KTO or SimPO run resumes to the
-uninterrupted run's weights.
+uninterrupted run's weights; KTO trains as one job of two processes under `accelerate launch`.
 
 Measured 2026-12-01 (AMD EPYC, 2 shared cores, one thread), three random initialisations (tiny's
 --seed 0, 1, 2): held-out reward accuracy 1.000, 0.969, 1.000 (margin 3.46, 2.84, 2.81; 1.000 or
@@ -325,3 +325,24 @@ def test_sigterm_saves_a_checkpoint_says_so_and_the_resumed_run_ends_as_the_unin
     ours, theirs = load_file(tmp_path / "whole" / "model.safetensors"), load_file(output / "model.safetensors")
     assert all(torch.equal(ours[name], theirs[name]) for name in ours), "the resumed run's weights differ"
     assert resumed["test_closer_to_chosen_after"] == whole["test_closer_to_chosen_after"]
+
+
+def test_two_processes_train_one_kto_run_under_accelerate_launch(tmp_path, instruction_run, pairs):
+    """DDP on CPU (gloo) for the trainer whose KL estimate pairs examples within a batch: one run
+    folder, one summary, the test answers written once."""
+    import sys
+
+    from conftest import PROJECT, run_command
+
+    output = tmp_path / "ddp"
+    result = run_command([
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(PROJECT / "accelerate_configs" / "cpu.yaml"),
+        "--num_processes", "2", "--num_cpu_threads_per_process", "1", str(PROJECT / "recipes" / "preference.py"),
+        *train_argv(instruction_run, pairs, output, "kto", "--max_steps", "4", "--eval_steps", "2",
+                    "--per_device_train_batch_size", "4", "--max_new_tokens", "4"),
+    ])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x2 processes" in result.stdout and result.stdout.count("summary:") == 1
+    results = json.loads((output / "all_results.json").read_text())
+    assert results["algorithm"] == "kto" and results["history"][-1]["step"] == 4
+    assert (output / "model.safetensors").is_file() and "After KTO" in (output / "report.md").read_text()
