@@ -130,6 +130,31 @@ def start_paused(moment: str, module: str, argv: list[str], logs: Path, timeout:
     return process
 
 
+def sigterm_after_the_first_step(command: list[str], output: Path, logs: Path) -> Path:
+    """Start the training run `command` (one thread, into `output`; --logging_steps 1 and
+    --disable_tqdm true, so that step 1 prints a loss line), send SIGTERM once step 1 is done, check
+    that it exits 143 with one sentence naming the checkpoint it saved and no model; return that checkpoint."""
+    import signal
+    import time
+
+    stdout, stderr = logs / "stdout.txt", logs / "stderr.txt"
+    with open(stdout, "w") as out, open(stderr, "w") as err:
+        process = subprocess.Popen(command, cwd=PROJECT, stdout=out, stderr=err,
+                                   env=subprocess_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))  # fmt: skip
+    deadline = time.time() + 300
+    while "  training loss " not in stdout.read_text():
+        assert process.poll() is None, stderr.read_text()[-2000:]
+        assert time.time() < deadline, "timed out waiting for the first step"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=300) == 143, stderr.read_text()[-2000:]
+    [checkpoint] = sorted(output.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1:]
+    [message] = [line for line in stderr.read_text().splitlines() if line.startswith("error:")]
+    assert f"interrupted by SIGTERM at step {checkpoint.name.split('-')[1]}; checkpoint saved in {checkpoint}" in message
+    assert "Traceback" not in stderr.read_text() and not (output / "model.safetensors").exists()
+    return checkpoint
+
+
 def pytest_collection_modifyitems(config, items):
     """Everything under tests/e2e/ trains or launches real runs: `pytest -m "not slow"` leaves it out."""
     e2e = Path(__file__).resolve().parent / "e2e"

@@ -188,30 +188,13 @@ def test_a_run_resumed_from_its_checkpoint_ends_as_the_uninterrupted_one(tmp_pat
 def test_sigterm_saves_a_checkpoint_says_so_and_the_resumed_run_ends_as_the_uninterrupted_one(
     tmp_path, instruction_run, prompts, uninterrupted
 ):
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from conftest import PROJECT, subprocess_env
+    from conftest import sigterm_after_the_first_step
 
     output = tmp_path / "preempted"
     flags = checkpointed(output, instruction_run, prompts)
-    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(stdout, "w") as out, open(stderr, "w") as err:
-        process = subprocess.Popen([sys.executable, "recipes/grpo.py", *flags], cwd=PROJECT, stdout=out, stderr=err,
-                                   env=subprocess_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))  # fmt: skip
-    deadline = time.time() + 300
-    while "  training loss " not in stdout.read_text():  # step 1 is done
-        assert process.poll() is None, stderr.read_text()[-2000:]
-        assert time.time() < deadline, "timed out waiting for the first step"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == 143, stderr.read_text()[-2000:]
-    [checkpoint] = sorted(output.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1:]
-    [message] = [line for line in stderr.read_text().splitlines() if line.startswith("error:")]
-    assert f"interrupted by SIGTERM at step {checkpoint.name.split('-')[1]}; checkpoint saved in {checkpoint}" in message
-    assert "Traceback" not in stderr.read_text() and not (output / "model.safetensors").exists()
+    sigterm_after_the_first_step([sys.executable, "recipes/grpo.py", *flags], output, tmp_path)
     resumed = grpo.main([*flags, "--resume_from_checkpoint", "auto"])
     assert_same_run(uninterrupted, output, resumed)
 

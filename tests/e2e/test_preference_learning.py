@@ -293,12 +293,9 @@ def test_sigterm_saves_a_checkpoint_says_so_and_the_resumed_run_ends_as_the_unin
     tmp_path, instruction_run, pairs, algorithm
 ):
     """One algorithm of each kind of trainer: DPO's, KTO's, and the reference-free ones' (ORPO, SimPO, CPO)."""
-    import signal
-    import subprocess
     import sys
-    import time
 
-    from conftest import PROJECT, subprocess_env
+    from conftest import sigterm_after_the_first_step
     from safetensors.torch import load_file
 
     steps = ["--max_steps", "6", "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "3",
@@ -306,21 +303,7 @@ def test_sigterm_saves_a_checkpoint_says_so_and_the_resumed_run_ends_as_the_unin
     whole = train(instruction_run, pairs, tmp_path / "whole", algorithm, *steps)
     output = tmp_path / "preempted"
     argv = train_argv(instruction_run, pairs, output, algorithm, *steps)
-    stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(stdout, "w") as out, open(stderr, "w") as err:
-        process = subprocess.Popen([sys.executable, "recipes/preference.py", *argv], cwd=PROJECT, stdout=out,
-                                   stderr=err, env=subprocess_env(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))  # fmt: skip
-    deadline = time.time() + 300
-    while "  training loss " not in stdout.read_text():  # step 1 is done
-        assert process.poll() is None, stderr.read_text()[-2000:]
-        assert time.time() < deadline, "timed out waiting for the first step"
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == 143, stderr.read_text()[-2000:]
-    [checkpoint] = sorted(output.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))[-1:]
-    [message] = [line for line in stderr.read_text().splitlines() if line.startswith("error:")]
-    assert f"interrupted by SIGTERM at step {checkpoint.name.split('-')[1]}; checkpoint saved in {checkpoint}" in message
-    assert "Traceback" not in stderr.read_text() and not (output / "model.safetensors").exists()
+    sigterm_after_the_first_step([sys.executable, "recipes/preference.py", *argv], output, tmp_path)
     resumed = train(instruction_run, pairs, output, algorithm, *steps, "--resume_from_checkpoint", "auto")
     ours, theirs = load_file(tmp_path / "whole" / "model.safetensors"), load_file(output / "model.safetensors")
     assert all(torch.equal(ours[name], theirs[name]) for name in ours), "the resumed run's weights differ"
