@@ -329,3 +329,13 @@ def test_two_processes_train_one_kto_run_under_accelerate_launch(tmp_path, instr
     results = json.loads((output / "all_results.json").read_text())
     assert results["algorithm"] == "kto" and results["history"][-1]["step"] == 4
     assert (output / "model.safetensors").is_file() and "After KTO" in (output / "report.md").read_text()
+
+
+@pytest.mark.parametrize("algorithm", ["kto", "orpo"])
+def test_a_lora_run_of_another_algorithm_saves_one_adapter(tmp_path, instruction_run, pairs, algorithm):
+    """KTO keeps DPO's reference (the adapters switched off: TRL's copy of a new adapter dropped); ORPO has none."""
+    output = tmp_path / algorithm
+    results = train(instruction_run, pairs, output, algorithm, "--max_steps", "3", "--use_peft", "--lora_r", "4",
+                    "--eval_strategy", "no", "--max_new_tokens", "4")  # fmt: skip
+    assert results["algorithm"] == algorithm and "LoRA" in results["trainable"]
+    assert is_adapter_run(output) and not (output / "ref").exists() and not (output / "model.safetensors").exists()
