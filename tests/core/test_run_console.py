@@ -20,6 +20,11 @@ from hf_finetune.core.model.loading import load_tokenizer
 from hf_finetune.core.report.console import RUN_LOG, RunLogHandler, messages_in_run_log, progress_bar, show_bars
 from hf_finetune.core.run.progress import evaluation_line
 from hf_finetune.core.run.skeleton import run
+from hf_finetune.methods.classify.head.train import HeadMethod
+from hf_finetune.methods.classify.label_token.train import LabelTokenMethod
+from hf_finetune.methods.grpo.train import GrpoMethod
+from hf_finetune.methods.instruction.train import InstructionMethod
+from hf_finetune.methods.preference.train import PreferenceMethod
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -45,25 +50,28 @@ def console_handlers() -> list[logging.Handler]:
 
 
 @pytest.mark.parametrize(
-    "logs, line",
+    "method, logs, line",
     [
-        ({"eval_validation_loss": 0.72244, "eval_validation_accuracy": 0.5369, "eval_validation_precision": 0.5,
-          "eval_validation_recall": 1.0, "eval_validation_f1": 0.6878, "eval_validation_runtime": 1.7, "epoch": 0.2},
+        (LabelTokenMethod, {"eval_validation_loss": 0.72244, "eval_validation_accuracy": 0.5369,
+          "eval_validation_precision": 0.5, "eval_validation_recall": 1.0, "eval_validation_f1": 0.6878,
+          "eval_validation_runtime": 1.7, "epoch": 0.2},
          "step 7/30  validation: loss 0.7224, accuracy 0.5369, f1 0.6878"),
-        ({"eval_train_loss": 0.7169, "eval_train_accuracy": 0.5312, "eval_train_samples_per_second": 187.0},
+        (HeadMethod, {"eval_train_loss": 0.7169, "eval_train_accuracy": 0.5312, "eval_train_samples_per_second": 187.0},
          "step 7/30  training sample: loss 0.7169, accuracy 0.5312"),
-        ({"eval_loss": 0.69, "eval_rewards/accuracies": 0.75, "eval_logps/chosen": -40.0},
+        (PreferenceMethod, {"eval_loss": 0.69, "eval_rewards/accuracies": 0.75, "eval_logps/chosen": -40.0},
          "step 7/30  validation: loss 0.69, rewards/accuracies 0.75"),
-        ({"eval_loss": 0.0, "eval_num_tokens": 824, "eval_completions/mean_length": 8, "eval_clip_ratio/low_mean": 0,
-          "eval_rewards/contains:certainly/mean": 0.5, "eval_rewards/contains:certainly/std": 0.5, "eval_reward": 0.5,
-          "eval_reward_std": 0.5, "eval_frac_reward_zero_std": 1, "eval_kl": 0.0012, "eval_entropy": 10.8},
+        (GrpoMethod, {"eval_loss": 0.0, "eval_num_tokens": 824, "eval_completions/mean_length": 8,
+          "eval_clip_ratio/low_mean": 0, "eval_rewards/contains:certainly/mean": 0.5,
+          "eval_rewards/contains:certainly/std": 0.5, "eval_reward": 0.5, "eval_reward_std": 0.5,
+          "eval_frac_reward_zero_std": 1, "eval_kl": 0.0012, "eval_entropy": 10.8},
          "step 7/30  validation: loss 0, reward 0.5, reward std 0.5, kl 0.0012"),
-        ({"loss": 0.3775, "grad_norm": 0.87, "learning_rate": 7e-4, "epoch": 0.07}, None),
-        ({"train_runtime": 71.2, "train_loss": 0.92}, None),
+        (InstructionMethod, {"eval_loss": 2.5, "eval_runtime": 0.4}, "step 7/30  validation: loss 2.5"),
+        (HeadMethod, {"loss": 0.3775, "grad_norm": 0.87, "learning_rate": 7e-4, "epoch": 0.07}, None),
+        (HeadMethod, {"train_runtime": 71.2, "train_loss": 0.92}, None),
     ],
 )  # fmt: skip
-def test_an_evaluation_is_one_line_and_other_logs_are_none(logs, line):
-    assert evaluation_line(logs, 7, 30) == line
+def test_an_evaluation_is_one_line_of_the_figures_its_method_shows_and_other_logs_are_none(method, logs, line):
+    assert evaluation_line(logs, 7, 30, method.console_leaves_out) == line
 
 
 def test_an_evaluation_before_training_names_step_0_alone():

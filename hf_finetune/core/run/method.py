@@ -23,6 +23,9 @@ class Method:
     """
 
     description = ""  # the plan's "method" line
+    # Parts of evaluation figures' names left off the console's line per evaluation (run.log keeps them):
+    # figures that others on the line sum up.
+    console_leaves_out: tuple[str, ...] = ()
 
     def __init__(
         self,

@@ -129,7 +129,7 @@ def run_locked(method: Method, log_file: RunLogHandler | None = None) -> dict:
         trainer = method.build_trainer(model, tokenizer)
     if log_file is not None:
         log_file.start()  # the run is under way (a refusal up to here leaves no file): its log from the start is kept
-    use_run_console(trainer)  # one bar, a line per evaluation; the raw log dicts into run.log
+    use_run_console(trainer, method.console_leaves_out)  # one bar, a line per evaluation; the raw log dicts into run.log
     defer_push_to_end(trainer)
     usage = HardwareUse(trainer, peak)  # model FLOPs and time of the training steps
     models = [trainer.model, getattr(trainer, "ref_model", None)]  # their frozen weights: cast to bf16 once, not per step

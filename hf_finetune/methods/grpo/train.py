@@ -52,6 +52,9 @@ def prompt_rows(split) -> datasets.Dataset:
 
 
 class GrpoMethod(Method):
+    # Sampling statistics, and each reward function's figures, which the mean reward sums up.
+    console_leaves_out = ("num_tokens", "completions/", "clip_ratio/", "frac_reward_zero_std", "entropy", "rewards/")
+
     def __init__(self, model_args, grpo_args: GrpoArguments, run_args, training_args, lora_args=None):
         super().__init__(model_args, run_args, training_args, lora_args, options=(grpo_args,))
         self.args = grpo_args

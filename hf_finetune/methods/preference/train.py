@@ -50,6 +50,8 @@ OPTIMISES = {
 
 
 class PreferenceMethod(Method):
+    console_leaves_out = ("logps/", "logits/")  # the raw log-probabilities and logits behind the rewards
+
     def __init__(self, model_args, preference_args: PreferenceArguments, run_args, training_args, lora_args=None):
         super().__init__(model_args, run_args, training_args, lora_args, options=(preference_args,))
         self.args = preference_args

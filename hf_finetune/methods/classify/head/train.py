@@ -52,6 +52,7 @@ ARGUMENTS = HEAD_ARGUMENTS
 
 
 class HeadMethod(Method):
+    console_leaves_out = ("precision", "recall")  # F1 sums them up
     description = "head (class read at the last real token)"
 
     def __init__(self, model_args, data_args: DataArguments, run_args, training_args, lora_args=None,

@@ -49,6 +49,7 @@ ARGUMENTS = LABEL_TOKEN_ARGUMENTS
 
 
 class LabelTokenMethod(Method):
+    console_leaves_out = ("precision", "recall")  # F1 sums them up
     description = "label-token (text + separator + label word; loss and LM head on the label word only)"
 
     def __init__(self, model_args, data_args: DataArguments, method_args: LabelTokenArguments, run_args,
