@@ -135,6 +135,15 @@ def test_the_summary_holds_each_metrics_mean_std_min_max_and_one_line_per_seed(p
         assert (out / name).stat().st_size > 0, name
 
 
+def test_the_console_shows_the_held_out_figures_and_summary_md_every_one(recorded, tmp_path, capsys):
+    classify.main(argv(tmp_path, "--seeds", "1,2"))
+    out = capsys.readouterr().out
+    summary = out[out.index("=== 2 seeds"):]
+    assert f"(every figure: {tmp_path / 'out' / 'summary.md'})" in summary
+    assert "  test_accuracy  0.5150 ± 0.0071  (0.5100 to 0.5200)" in summary and "train_loss" in summary
+    assert "epochs" not in summary and "| metric |" not in summary  # not a setting, nor the whole table
+
+
 def test_one_seed_has_no_standard_deviation(recorded, tmp_path):
     summary = classify.main(argv(tmp_path, "--seeds", "5"))
     assert summary["metrics"]["test_accuracy"] == {"mean": 0.55, "std": None, "min": 0.55, "max": 0.55}
