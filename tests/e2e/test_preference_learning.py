@@ -36,7 +36,8 @@ from hf_finetune.recipes import instruction, preference
 SEED = os.environ.get("LEARNING_TEST_SEED", "0")  # the random init; to measure the spread over seeds
 OPENING, CLOSING = "Certainly, I am glad to help! ", " I hope this helps, and thank you for asking."
 TUNED, PAIRED, HELD_OUT = 24, 56, 32  # instruction-tuned entries; DPO pairs (the tuned ones first); held-out pairs
-QUICK = ["--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--max_new_tokens", "60"]
+QUICK = ["--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true", "--max_new_tokens", "60",
+         "--bf16", "false"]  # fp32: the same verdict on every CPU (bf16 native or not)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
